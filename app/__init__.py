@@ -1,0 +1,3 @@
+"""Provenant: software supply-chain attestation service."""
+
+__version__ = "0.1.0"

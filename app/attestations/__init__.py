@@ -1,0 +1,1 @@
+"""Ingest of signed provenance, storage by artifact digest, and queries."""

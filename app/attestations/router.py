@@ -1,0 +1,238 @@
+"""POST /v1/attestations and the queries over what was stored."""
+
+from __future__ import annotations
+
+import base64
+import re
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from app.attestations import service
+from app.attestations.presenters import detail, summary
+from app.attestations.schemas import (
+    AttestationDetail,
+    AttestationPage,
+    JsonlUploadResponse,
+    LineResult,
+    UploadResult,
+)
+from app.auth.dependencies import require
+from app.auth.schemas import Principal, Scope
+from app.errors import ApiError
+from app.verification.errors import VerificationError
+
+router = APIRouter(prefix="/v1/attestations", tags=["attestations"])
+
+_DIGEST = re.compile(r"^(sha256|sha384|sha512):([0-9a-fA-F]+)$")
+_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
+
+
+def parse_digest(value: str, field: str) -> tuple[str, str]:
+    match = _DIGEST.match(value.strip())
+    if not match or len(match.group(2)) != _HEX_LENGTHS[match.group(1)]:
+        raise ApiError(
+            400,
+            "invalid_digest",
+            f"{field} must look like sha256:<64 hex digits> (sha384 and sha512 work too), "
+            f"got {value!r}",
+        )
+    return match.group(1), match.group(2).lower()
+
+
+async def read_body(request: Request, limit: int, uploader: str) -> bytes:
+    """The body, refusing (413) as soon as it is known to exceed the limit."""
+    declared = request.headers.get("content-length")
+    too_large = ApiError(
+        413,
+        "payload_too_large",
+        f"upload exceeds PROVENANT_MAX_UPLOAD_BYTES ({limit} bytes)",
+        {"limit": limit},
+    )
+
+    def reject(size: int) -> None:
+        service.record_rejection(
+            request.app.state.db,
+            uploader,
+            None,
+            VerificationError("payload_too_large", too_large.message),
+            size=size,
+        )
+
+    if declared and declared.isdigit() and int(declared) > limit:
+        await run_in_threadpool(reject, int(declared))
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            await run_in_threadpool(reject, size)
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _trust(request: Request):  # noqa: ANN202
+    active = request.app.state.policies.active
+    if active is None:
+        raise ApiError(
+            503,
+            "policies_unavailable",
+            "no policy set is loaded, so nothing can be verified; see /readyz",
+        )
+    return active.trust
+
+
+@router.post(
+    "",
+    response_model=UploadResult | JsonlUploadResponse,
+    status_code=201,
+    responses={
+        200: {"description": "already stored (same bytes): the existing record"},
+        207: {"description": ".intoto.jsonl with some lines rejected: a result per line"},
+        413: {"description": "larger than PROVENANT_MAX_UPLOAD_BYTES"},
+        422: {"description": "verification failed: error.code says which check"},
+    },
+)
+async def upload(
+    request: Request,
+    principal: Annotated[Principal, Depends(require(Scope.UPLOAD))],
+    subject_digest: Annotated[
+        str | None, Query(description="for message-signature bundles: sha256:<hex> signed")
+    ] = None,
+    subject_name: Annotated[
+        str | None, Query(description="for message-signature bundles: the artifact's name")
+    ] = None,
+) -> Response:
+    """Upload a Sigstore bundle, DSSE envelope, in-toto link or .intoto.jsonl file.
+
+    The format is detected from the content. Each document is verified once, here, offline; the
+    verified facts are stored and indexed by subject digest.
+    """
+    db = request.app.state.db
+    body = await read_body(request, request.app.state.settings.max_upload_bytes, principal.name)
+    trust = _trust(request)
+    subject = None
+    if subject_digest is not None:
+        algorithm, hex_ = parse_digest(subject_digest, "subject_digest")
+        subject = service.MessageSubject(subject_name or subject_digest, algorithm, hex_)
+    content_type = request.headers.get("content-type")
+
+    from app.verification.formats import detect_format, split_jsonl
+
+    try:
+        kind = detect_format(body, content_type)
+    except VerificationError as exc:
+        await run_in_threadpool(service.record_rejection, db, principal.name, body, exc)
+        status = 400 if exc.code == "malformed" else 422
+        raise ApiError(status, exc.code, exc.message, exc.details) from exc
+
+    if kind == "jsonl":
+        lines = split_jsonl(body)
+        results = []
+        for number, line in enumerate(lines, start=1):
+            outcome = await run_in_threadpool(
+                service.ingest, db, trust, line, uploader=principal.name, subject=subject,
+                line=number,
+            )
+            results.append(LineResult(line=number, **_result(outcome).model_dump()))
+        counts = {s: sum(r.status == s for r in results) for s in ("created", "existing",
+                                                                  "rejected")}
+        response = JsonlUploadResponse(results=results, **counts)
+        if counts["rejected"] == len(results):
+            status = 422
+        elif counts["rejected"]:
+            status = 207
+        else:
+            status = 201 if counts["created"] else 200
+        return JSONResponse(response.model_dump(mode="json"), status)
+
+    outcome = await run_in_threadpool(
+        service.ingest, db, trust, body, uploader=principal.name, content_type=content_type,
+        subject=subject,
+    )
+    if outcome.error is not None:
+        status = 400 if outcome.error.code == "malformed" else 422
+        raise ApiError(status, outcome.error.code, outcome.error.message, outcome.error.details)
+    result = _result(outcome)
+    return JSONResponse(result.model_dump(mode="json"), 201 if outcome.status == "created" else 200)
+
+
+def _result(outcome: service.Outcome) -> UploadResult:
+    return UploadResult(
+        status=outcome.status,  # type: ignore[arg-type]
+        id=outcome.attestation.id if outcome.attestation else None,
+        sha256=outcome.sha256,
+        error=(
+            {"code": outcome.error.code, "message": outcome.error.message}
+            if outcome.error
+            else None
+        ),
+        attestation=summary(outcome.attestation) if outcome.attestation else None,
+    )
+
+
+def _encode_cursor(at: datetime, last_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{last_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        at, last_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(at), last_id
+    except ValueError as exc:
+        raise ApiError(400, "invalid_cursor", "cursor is not one this server issued") from exc
+
+
+@router.get("", response_model=AttestationPage)
+def list_attestations(
+    request: Request,
+    _principal: Annotated[Principal, Depends(require(Scope.READ))],
+    subject_digest: Annotated[str, Query(description="sha256:<hex> of the artifact")],
+    predicate_type: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> AttestationPage:
+    """Attestations whose subject has this digest, oldest first."""
+    algorithm, hex_ = parse_digest(subject_digest, "subject_digest")
+    after = _decode_cursor(cursor) if cursor else None
+    with request.app.state.db.session() as session:
+        rows = service.find_by_subject(
+            session, algorithm, hex_, predicate_type=predicate_type, after=after, limit=limit
+        )
+        items = [summary(r) for r in rows]
+    next_cursor = (
+        _encode_cursor(rows[-1].uploaded_at, rows[-1].id) if len(rows) == limit else None
+    )
+    return AttestationPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{attestation_id}", response_model=AttestationDetail)
+def get_attestation(
+    request: Request,
+    attestation_id: str,
+    _principal: Annotated[Principal, Depends(require(Scope.READ))],
+) -> AttestationDetail:
+    with request.app.state.db.session() as session:
+        row = service.get_attestation(session, attestation_id)
+        if row is None:
+            raise ApiError(404, "not_found", f"no attestation {attestation_id}")
+        return detail(row)
+
+
+@router.get("/{attestation_id}/raw", response_class=Response)
+def get_raw(
+    request: Request,
+    attestation_id: str,
+    _principal: Annotated[Principal, Depends(require(Scope.READ))],
+) -> Response:
+    """The uploaded bytes, byte for byte."""
+    with request.app.state.db.session() as session:
+        raw = service.get_raw(session, attestation_id)
+    if raw is None:
+        raise ApiError(404, "not_found", f"no attestation {attestation_id}")
+    return Response(raw, media_type="application/octet-stream")

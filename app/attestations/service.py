@@ -1,0 +1,255 @@
+"""Ingest: verify once (outside any transaction), then store everything in one transaction.
+
+A failure never leaves half an upload: the attestation, its raw bytes, its subject and material
+index rows and its audit event commit together or not at all. Rejections are audit events that
+keep the uploader, hash, size and reason, never the payload.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.attestations.models import (
+    Attestation,
+    AttestationBlob,
+    AttestationMaterial,
+    AttestationSubject,
+)
+from app.audit.service import record_event
+from app.db import Database
+from app.verification.errors import MALFORMED, VerificationError
+from app.verification.facts import Subject, VerifiedDocument
+from app.verification.trust import TrustStore
+
+
+@dataclass(frozen=True)
+class MessageSubject:
+    """What a message-signature bundle signed: the uploader names it (the bundle cannot)."""
+
+    name: str
+    algorithm: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # created | existing | rejected
+    sha256: str
+    attestation: Attestation | None = None
+    error: VerificationError | None = None
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def ingest(
+    db: Database,
+    trust: TrustStore,
+    raw: bytes,
+    *,
+    uploader: str,
+    content_type: str | None = None,
+    subject: MessageSubject | None = None,
+    line: int | None = None,
+) -> Outcome:
+    """Verify and store one document; duplicates return the stored record unchanged."""
+    from app.verification.verify import verify_document
+
+    digest = sha256_hex(raw)
+    with db.session() as session:
+        existing = session.get(Attestation, digest)
+        if existing is not None and _same_subject(existing, subject):
+            return Outcome("existing", digest, existing)
+    try:
+        message_digest = (subject.algorithm, subject.digest) if subject else None
+        document = verify_document(
+            raw, trust, content_type=content_type, message_digest=message_digest
+        )
+    except VerificationError as exc:
+        record_rejection(db, uploader, raw, exc, line=line)
+        return Outcome("rejected", digest, error=exc)
+    if existing is not None:
+        # Same bytes re-verified against a different claimed subject: keep the first record.
+        return Outcome("existing", digest, existing)
+    return _store(db, document, raw, digest, uploader=uploader, subject=subject)
+
+
+def _same_subject(existing: Attestation, subject: MessageSubject | None) -> bool:
+    if existing.content_kind != "message-signature" or subject is None:
+        return True
+    return any(
+        s.algorithm == subject.algorithm and s.digest == subject.digest for s in existing.subjects
+    )
+
+
+def _store(
+    db: Database,
+    document: VerifiedDocument,
+    raw: bytes,
+    digest: str,
+    *,
+    uploader: str,
+    subject: MessageSubject | None,
+) -> Outcome:
+    subjects = list(document.subjects)
+    if document.content_kind == "message-signature" and subject is not None:
+        subjects = [Subject(name=subject.name, digests={subject.algorithm: subject.digest})]
+    attestation = build_attestation(document, digest, len(raw), uploader, subjects)
+    try:
+        with db.session() as session:
+            session.add(attestation)
+            session.add(AttestationBlob(attestation_id=digest, raw=raw))
+            record_event(
+                session,
+                "attestation.accepted",
+                uploader,
+                {
+                    "id": digest,
+                    "format": document.format,
+                    "predicate_type": document.predicate_type,
+                    "subjects": [
+                        {"name": s.name, "digest": s.digests} for s in subjects
+                    ],
+                    "size": len(raw),
+                },
+            )
+    except IntegrityError:
+        # A concurrent identical upload won the race: its record is ours too.
+        with db.session() as session:
+            winner = session.get(Attestation, digest)
+        if winner is None:
+            raise
+        return Outcome("existing", digest, winner)
+    return Outcome("created", digest, attestation)
+
+
+def build_attestation(
+    document: VerifiedDocument,
+    digest: str,
+    size: int,
+    uploader: str,
+    subjects: list[Subject],
+) -> Attestation:
+    from app.verification.statement import slsa_facts
+
+    first = document.signers[0]
+    slsa = slsa_facts(document.statement) if document.statement else None
+    attestation = Attestation(
+        id=digest,
+        format=document.format,
+        media_type=document.media_type,
+        content_kind=document.content_kind,
+        predicate_type=document.predicate_type,
+        size=size,
+        uploaded_at=datetime.now(UTC),
+        uploaded_by=uploader,
+        signers=[_jsonable(dataclasses.asdict(s)) for s in document.signers],
+        signer_kind=first.kind,
+        signer_issuer=first.issuer,
+        signer_san=first.san,
+        signer_key_id=first.key_id,
+        trust_root=document.trust_root,
+        tlog_entries=[_jsonable(dataclasses.asdict(t)) for t in document.tlog],
+        timestamps=[t.isoformat() for t in document.timestamps],
+        statement=document.statement,
+        builder_id=slsa.builder_id if slsa else None,
+        build_type=slsa.build_type if slsa else None,
+        source_repo=slsa.source_repo if slsa else None,
+        source_ref=slsa.source_ref if slsa else None,
+        source_commit=slsa.source_commit if slsa else None,
+        build_parameters=slsa.parameters if slsa else None,
+    )
+    attestation.subjects = [
+        AttestationSubject(name=s.name, algorithm=alg, digest=hex_)
+        for s in subjects
+        for alg, hex_ in sorted(s.digests.items())
+    ]
+    attestation.materials = [
+        AttestationMaterial(uri=m.uri, algorithm=alg, digest=hex_)
+        for m in (slsa.materials if slsa else [])
+        for alg, hex_ in (sorted(m.digests.items()) or [(None, None)])
+    ]
+    return attestation
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def record_rejection(
+    db: Database,
+    uploader: str,
+    raw: bytes | None,
+    error: VerificationError,
+    *,
+    size: int | None = None,
+    line: int | None = None,
+) -> None:
+    payload: dict[str, Any] = {
+        "sha256": sha256_hex(raw) if raw is not None else None,
+        "size": len(raw) if raw is not None else size,
+        "code": error.code,
+        "message": error.message,
+    }
+    if line is not None:
+        payload["line"] = line
+    with db.session() as session:
+        record_event(session, "attestation.rejected", uploader, payload)
+
+
+def malformed(message: str) -> VerificationError:
+    return VerificationError(MALFORMED, message)
+
+
+# Queries -----------------------------------------------------------------------------------
+
+
+def get_attestation(session: Session, attestation_id: str) -> Attestation | None:
+    return session.get(Attestation, attestation_id.lower())
+
+
+def get_raw(session: Session, attestation_id: str) -> bytes | None:
+    blob = session.get(AttestationBlob, attestation_id.lower())
+    return blob.raw if blob else None
+
+
+def find_by_subject(
+    session: Session,
+    algorithm: str,
+    digest: str,
+    *,
+    predicate_type: str | None = None,
+    after: tuple[datetime, str] | None = None,
+    limit: int = 100,
+) -> list[Attestation]:
+    query = (
+        select(Attestation)
+        .join(AttestationSubject)
+        .where(AttestationSubject.algorithm == algorithm, AttestationSubject.digest == digest)
+        .distinct()
+    )
+    if predicate_type is not None:
+        query = query.where(Attestation.predicate_type == predicate_type)
+    if after is not None:
+        at, last_id = after
+        query = query.where(
+            (Attestation.uploaded_at > at)
+            | ((Attestation.uploaded_at == at) & (Attestation.id > last_id))
+        )
+    query = query.order_by(Attestation.uploaded_at, Attestation.id).limit(limit)
+    return list(session.scalars(query).all())

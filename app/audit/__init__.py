@@ -1,0 +1,1 @@
+"""Append-only event log: uploads (accepted and rejected), decisions, token changes."""

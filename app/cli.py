@@ -1,0 +1,130 @@
+"""``provenant``: serve, migrate, tokens (and, per domain, upload, verify, policy, audit)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from app.settings import get_settings
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Provenant attestation service")
+token_cli = typer.Typer(no_args_is_help=True, help="Create, list and revoke API tokens")
+cli.add_typer(token_cli, name="token")
+
+
+def _database():  # noqa: ANN202 - lazy import keeps `provenant --help` fast
+    from app.db import Database
+
+    return Database(get_settings().database_url)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8080,
+    tls_cert: Annotated[
+        str | None, typer.Option(help="PEM certificate (chain): serve HTTPS")
+    ] = None,
+    tls_key: Annotated[str | None, typer.Option(help="PEM private key for --tls-cert")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+) -> None:
+    """Run the HTTP(S) API."""
+    import uvicorn
+
+    if bool(tls_cert) != bool(tls_key):
+        raise typer.BadParameter("--tls-cert and --tls-key go together")
+    settings = get_settings()
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
+        log_level=settings.log_level.lower(),
+        server_header=False,
+    )
+
+
+@cli.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+) -> None:
+    """Bring the database schema up to date (Alembic)."""
+    from app.migrate import upgrade
+
+    url = get_settings().database_url
+    upgrade(url, revision)
+    typer.echo(f"database migrated to {revision}", err=True)
+
+
+@token_cli.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="Unique name, e.g. the CI pipeline")],
+    scope: Annotated[list[str], typer.Option(help="upload, read, admission or admin; repeat")],
+) -> None:
+    """Create a token and print it, alone, on stdout (it is stored hashed: save it now)."""
+    from app.auth.service import TokenError, create_token
+
+    db = _database()
+    try:
+        with db.session() as session:
+            token = create_token(session, name, scope)
+    except TokenError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        db.dispose()
+    typer.echo(token)
+
+
+@token_cli.command("list")
+def token_list() -> None:
+    """List tokens (names and scopes; the secrets are not stored)."""
+    from app.auth.service import list_tokens
+
+    db = _database()
+    with db.session() as session:
+        rows = list_tokens(session)
+    db.dispose()
+    for row in rows:
+        state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
+        typer.echo(f"{row.name}\t{','.join(row.scopes)}\t{row.created_at:%Y-%m-%d}\t{state}")
+
+
+@token_cli.command("revoke")
+def token_revoke(name: Annotated[str, typer.Argument(help="Token name")]) -> None:
+    """Revoke a token by name; requests with it get 401 from then on."""
+    from app.auth.service import TokenError, revoke_token
+
+    db = _database()
+    try:
+        with db.session() as session:
+            revoke_token(session, name)
+    except TokenError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        db.dispose()
+    typer.echo(f"revoked {name}", err=True)
+
+
+@token_cli.command("hint", hidden=True)
+def token_hint() -> None:
+    """What `make run` prints before starting the server."""
+    typer.echo(
+        "Provenant: create a token in another shell with\n"
+        "  .venv/bin/provenant token create --name me --scope admin\n"
+        'then: curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8080/v1/whoami',
+        err=True,
+    )
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""App factory: settings, database, policy store, routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.attestations.router import router as attestations_router
+from app.auth.router import router as auth_router
+from app.db import Database
+from app.errors import install_error_handlers
+from app.health import router as health_router
+from app.metrics import Metrics, MetricsMiddleware
+from app.policy.store import PolicyStore
+from app.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.policies.reload()
+        yield
+        app.state.db.dispose()
+
+    app = FastAPI(
+        title="Provenant",
+        version=__version__,
+        description="Records and verifies build provenance; answers Kubernetes admission.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = Database(settings.database_url, pool_size=settings.db_pool_size)
+    app.state.policies = PolicyStore(settings.policy_dir)
+    app.state.metrics = Metrics()
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    install_error_handlers(app)
+    app.include_router(health_router)
+    app.include_router(auth_router)
+    app.include_router(attestations_router)
+    return app

@@ -1,0 +1,1 @@
+"""Policies and everything they trust, loaded from PROVENANT_POLICY_DIR."""

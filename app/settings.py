@@ -1,0 +1,40 @@
+"""The one settings object, read from ``PROVENANT_*`` environment variables.
+
+Every field is documented in the README's configuration table; keep the two in step.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PROVENANT_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///./var/provenant.db",
+        description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db",
+    )
+    policy_dir: Path = Field(
+        default=Path("./policies"),
+        description="Directory of policies, trust roots, keys and in-toto layouts",
+    )
+    max_upload_bytes: int = Field(
+        default=10 * 1024 * 1024, gt=0, description="Largest accepted upload body, in bytes"
+    )
+    db_pool_size: int = Field(default=10, gt=0, description="PostgreSQL connection pool size")
+    log_level: str = Field(default="info", description="Log level: debug, info, warning, error")
+    # CLI client side
+    server: str = Field(
+        default="http://127.0.0.1:8080", description="Server URL used by the CLI client"
+    )
+    token: str | None = Field(default=None, description="API token used by the CLI client")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,36 @@
+"""Verification failures, each with a stable machine-readable code.
+
+The code is what the API returns (422 ``{"error": {"code": ...}}``) and what the audit log
+records, so CI authors can branch on it; the message is for humans.
+"""
+
+from __future__ import annotations
+
+# Codes are part of the public API: add, never rename.
+SIGNATURE_INVALID = "signature_invalid"
+CERTIFICATE_CHAIN_INVALID = "certificate_chain_invalid"
+CERTIFICATE_EXPIRED = "certificate_expired"
+SCT_INVALID = "sct_invalid"
+TLOG_PROOF_INVALID = "tlog_proof_invalid"
+TLOG_ENTRY_MISMATCH = "tlog_entry_mismatch"
+TIMESTAMP_INVALID = "timestamp_invalid"
+UNTRUSTED_KEY = "untrusted_key"
+UNTRUSTED_ROOT = "untrusted_root"
+UNSUPPORTED_FORMAT = "unsupported_format"
+SUBJECT_MISSING = "subject_missing"
+SUBJECT_MISMATCH = "subject_mismatch"
+STATEMENT_INVALID = "statement_invalid"
+MALFORMED = "malformed"
+
+
+class VerificationError(Exception):
+    """A document failed verification (or could not be parsed as a signed document)."""
+
+    def __init__(self, code: str, message: str, details: object | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+    def __repr__(self) -> str:
+        return f"VerificationError({self.code!r}, {self.message!r})"
