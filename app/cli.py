@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -58,6 +59,64 @@ def migrate(
     url = get_settings().database_url
     upgrade(url, revision)
     typer.echo(f"database migrated to {revision}", err=True)
+
+
+@cli.command()
+def upload(
+    files: Annotated[list[Path], typer.Argument(help="Bundles, envelopes, links, .intoto.jsonl",
+                                               exists=True, dir_okay=False, readable=True)],
+    server: Annotated[str | None, typer.Option(help="Server URL [env PROVENANT_SERVER]")] = None,
+    subject_digest: Annotated[str | None, typer.Option(
+        help="For message-signature bundles: sha256:<hex> of the signed artifact")] = None,
+    subject_name: Annotated[str | None, typer.Option(help="Name of that artifact")] = None,
+    retries: Annotated[
+        int, typer.Option(min=1, help="Attempts per file on 5xx/connection errors")
+    ] = 5,
+) -> None:
+    """Upload signed provenance from CI (token from PROVENANT_TOKEN). Exits 1 on any rejection."""
+    import httpx
+    from rich.progress import Progress
+
+    from app.attestations.client import upload_file
+
+    settings = get_settings()
+    if not settings.token:
+        typer.echo("error: set PROVENANT_TOKEN to a token with the upload scope", err=True)
+        raise typer.Exit(2)
+    params = {k: v for k, v in {"subject_digest": subject_digest,
+                                "subject_name": subject_name}.items() if v}
+    failed = 0
+    headers = {"Authorization": f"Bearer {settings.token}"}
+    with httpx.Client(base_url=server or settings.server, headers=headers, timeout=60) as client, \
+            Progress(transient=True, disable=len(files) < 2) as progress:
+        task = progress.add_task("uploading", total=len(files))
+        for path in files:
+            report = upload_file(client, path, params=params, attempts=retries)
+            failed += not report.ok
+            progress.console.print(report.describe(), markup=False, highlight=False)
+            progress.advance(task)
+    if failed:
+        typer.echo(f"{failed} of {len(files)} upload(s) failed", err=True)
+        raise typer.Exit(1)
+
+
+@cli.command()
+def verify(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    policy_dir: Annotated[Path | None, typer.Option(
+        help="Trust roots and keys [env PROVENANT_POLICY_DIR]")] = None,
+    subject_digest: Annotated[str | None, typer.Option(
+        help="For message-signature bundles: sha256:<hex> of the signed artifact")] = None,
+) -> None:
+    """Verify a document locally and offline with the server's own code; exit 1 if it fails."""
+    import json
+
+    from app.attestations.local_verify import verify_file
+
+    report, ok = verify_file(file, policy_dir or get_settings().policy_dir, subject_digest)
+    typer.echo(json.dumps(report, indent=2, default=str))
+    if not ok:
+        raise typer.Exit(1)
 
 
 @token_cli.command("create")

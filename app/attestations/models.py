@@ -20,29 +20,29 @@ class Attestation(Base):
 
     # sha256 (hex) of the uploaded bytes: re-uploading the same bytes finds the same record.
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    format: Mapped[str] = mapped_column(String(32))  # sigstore-bundle | dsse | intoto-link
-    media_type: Mapped[str | None] = mapped_column(String(200))
-    content_kind: Mapped[str] = mapped_column(String(32))  # statement | message-signature | link
-    predicate_type: Mapped[str | None] = mapped_column(String(500), index=True)
+    format: Mapped[str] = mapped_column(Text)  # sigstore-bundle | dsse | intoto-link
+    media_type: Mapped[str | None] = mapped_column(Text)
+    content_kind: Mapped[str] = mapped_column(Text)  # statement | message-signature | link
+    predicate_type: Mapped[str | None] = mapped_column(Text, index=True)
     size: Mapped[int] = mapped_column(Integer)
     uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    uploaded_by: Mapped[str] = mapped_column(String(200))
+    uploaded_by: Mapped[str] = mapped_column(Text)
     # Signer facts, as verified: the first signer also gets columns for direct queries.
     signers: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)
     signer_kind: Mapped[str] = mapped_column(String(16))  # keyless | key
-    signer_issuer: Mapped[str | None] = mapped_column(String(500))
-    signer_san: Mapped[str | None] = mapped_column(String(1000), index=True)
-    signer_key_id: Mapped[str | None] = mapped_column(String(200), index=True)
-    trust_root: Mapped[str | None] = mapped_column(String(200))
+    signer_issuer: Mapped[str | None] = mapped_column(Text)
+    signer_san: Mapped[str | None] = mapped_column(Text, index=True)
+    signer_key_id: Mapped[str | None] = mapped_column(Text, index=True)
+    trust_root: Mapped[str | None] = mapped_column(Text)
     tlog_entries: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)
     timestamps: Mapped[list[str]] = mapped_column(JsonType)
     statement: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     # SLSA provenance (v0.2 and v1), extracted once so queries need no JSON paths.
-    builder_id: Mapped[str | None] = mapped_column(String(1000), index=True)
-    build_type: Mapped[str | None] = mapped_column(String(1000))
-    source_repo: Mapped[str | None] = mapped_column(String(1000), index=True)
-    source_ref: Mapped[str | None] = mapped_column(String(1000))
-    source_commit: Mapped[str | None] = mapped_column(String(200), index=True)
+    builder_id: Mapped[str | None] = mapped_column(Text, index=True)
+    build_type: Mapped[str | None] = mapped_column(Text)
+    source_repo: Mapped[str | None] = mapped_column(Text, index=True)
+    source_ref: Mapped[str | None] = mapped_column(Text)
+    source_commit: Mapped[str | None] = mapped_column(Text, index=True)
     build_parameters: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_reason: Mapped[str | None] = mapped_column(Text)
@@ -74,9 +74,9 @@ class AttestationSubject(Base):
     attestation_id: Mapped[str] = mapped_column(
         ForeignKey("attestations.id", ondelete="CASCADE"), index=True
     )
-    name: Mapped[str] = mapped_column(String(1000))
-    algorithm: Mapped[str] = mapped_column(String(32))
-    digest: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(Text)
+    algorithm: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(Text)
 
     attestation: Mapped[Attestation] = relationship(back_populates="subjects")
 
@@ -91,8 +91,8 @@ class AttestationMaterial(Base):
     attestation_id: Mapped[str] = mapped_column(
         ForeignKey("attestations.id", ondelete="CASCADE"), index=True
     )
-    uri: Mapped[str | None] = mapped_column(String(2000))
-    algorithm: Mapped[str | None] = mapped_column(String(32))
-    digest: Mapped[str | None] = mapped_column(String(128))
+    uri: Mapped[str | None] = mapped_column(Text)
+    algorithm: Mapped[str | None] = mapped_column(Text)
+    digest: Mapped[str | None] = mapped_column(Text)
 
     attestation: Mapped[Attestation] = relationship(back_populates="materials")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,9 +26,16 @@ from app.attestations.models import (
 )
 from app.audit.service import record_event
 from app.db import Database
-from app.verification.errors import MALFORMED, VerificationError
+from app.verification.errors import (
+    MALFORMED,
+    STATEMENT_INVALID,
+    UNVERIFIABLE,
+    VerificationError,
+)
 from app.verification.facts import Subject, VerifiedDocument
 from app.verification.trust import TrustStore
+
+log = logging.getLogger("provenant.attestations")
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,15 @@ def ingest(
     except VerificationError as exc:
         record_rejection(db, uploader, raw, exc, line=line)
         return Outcome("rejected", digest, error=exc)
+    except Exception as exc:
+        # A library tripping over hostile input must not become a 500, and must never let the
+        # document through: it is rejected (fail closed) and the traceback goes to the log.
+        log.exception("verification raised unexpectedly for upload %s", digest)
+        error = VerificationError(
+            UNVERIFIABLE, f"the document could not be verified ({type(exc).__name__})"
+        )
+        record_rejection(db, uploader, raw, error, line=line)
+        return Outcome("rejected", digest, error=error)
     if existing is not None:
         # Same bytes re-verified against a different claimed subject: keep the first record.
         return Outcome("existing", digest, existing)
@@ -104,6 +121,15 @@ def _store(
     if document.content_kind == "message-signature" and subject is not None:
         subjects = [Subject(name=subject.name, digests={subject.algorithm: subject.digest})]
     attestation = build_attestation(document, digest, len(raw), uploader, subjects)
+    oversized = _oversized_index_value(attestation)
+    if oversized is not None:
+        error = VerificationError(
+            STATEMENT_INVALID,
+            f"{oversized} is longer than {MAX_INDEXED_LENGTH} characters; "
+            "no real artifact has such a value",
+        )
+        record_rejection(db, uploader, raw, error)
+        return Outcome("rejected", digest, error=error)
     try:
         with db.session() as session:
             session.add(attestation)
@@ -132,6 +158,25 @@ def _store(
     return Outcome("created", digest, attestation)
 
 
+# PostgreSQL refuses btree index entries above ~2.7 kB; values this long are never real.
+MAX_INDEXED_LENGTH = 1024
+
+
+def _oversized_index_value(attestation: Attestation) -> str | None:
+    columns = ("predicate_type", "signer_san", "signer_key_id", "builder_id", "source_repo",
+               "source_commit")
+    for column in columns:
+        value = getattr(attestation, column)
+        if value is not None and len(value) > MAX_INDEXED_LENGTH:
+            return column
+    for row in [*attestation.subjects, *attestation.materials]:
+        for column in ("algorithm", "digest"):
+            value = getattr(row, column)
+            if value is not None and len(value) > MAX_INDEXED_LENGTH:
+                return f"a subject or material {column}"
+    return None
+
+
 def build_attestation(
     document: VerifiedDocument,
     digest: str,
@@ -142,7 +187,7 @@ def build_attestation(
     from app.verification.statement import slsa_facts
 
     first = document.signers[0]
-    slsa = slsa_facts(document.statement) if document.statement else None
+    slsa = slsa_facts(document.statement) if document.statement else {}
     attestation = Attestation(
         id=digest,
         format=document.format,
@@ -161,22 +206,23 @@ def build_attestation(
         tlog_entries=[_jsonable(dataclasses.asdict(t)) for t in document.tlog],
         timestamps=[t.isoformat() for t in document.timestamps],
         statement=document.statement,
-        builder_id=slsa.builder_id if slsa else None,
-        build_type=slsa.build_type if slsa else None,
-        source_repo=slsa.source_repo if slsa else None,
-        source_ref=slsa.source_ref if slsa else None,
-        source_commit=slsa.source_commit if slsa else None,
-        build_parameters=slsa.parameters if slsa else None,
+        builder_id=slsa.get("builder_id"),
+        build_type=slsa.get("build_type"),
+        source_repo=slsa.get("source_repository"),
+        source_ref=slsa.get("source_ref"),
+        source_commit=slsa.get("source_commit"),
+        build_parameters=slsa.get("external_parameters"),
     )
     attestation.subjects = [
         AttestationSubject(name=s.name, algorithm=alg, digest=hex_)
         for s in subjects
         for alg, hex_ in sorted(s.digests.items())
     ]
+    # A material without a digest is still worth a row: blast-radius queries go by URI too.
     attestation.materials = [
-        AttestationMaterial(uri=m.uri, algorithm=alg, digest=hex_)
-        for m in (slsa.materials if slsa else [])
-        for alg, hex_ in (sorted(m.digests.items()) or [(None, None)])
+        AttestationMaterial(uri=m["uri"], algorithm=alg, digest=hex_)
+        for m in slsa.get("resolved_dependencies", [])
+        for alg, hex_ in (sorted(m["digests"].items()) or [(None, None)])
     ]
     return attestation
 

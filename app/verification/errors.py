@@ -21,6 +21,7 @@ SUBJECT_MISSING = "subject_missing"
 SUBJECT_MISMATCH = "subject_mismatch"
 STATEMENT_INVALID = "statement_invalid"
 MALFORMED = "malformed"
+UNVERIFIABLE = "unverifiable"  # the verifier itself failed on this input: rejected, fail closed
 
 
 class VerificationError(Exception):

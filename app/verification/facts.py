@@ -33,7 +33,8 @@ class SignerFacts:
     certificate_pem: str | None = None
     # key
     key_id: str | None = None
-    key_algorithm: str | None = None  # "ecdsa-p256", "ecdsa-p384", "ed25519", "rsa-pss", "rsa-pkcs1v15"
+    # "ecdsa-p256", "ecdsa-p384", "ecdsa-p521", "ed25519", "rsa-pss", "rsa-pkcs1v15"
+    key_algorithm: str | None = None
     public_key_pem: str | None = None
 
 
@@ -54,7 +55,9 @@ class VerifiedDocument:
     format: DocumentFormat
     media_type: str | None  # bundle media type, or DSSE payloadType
     signers: list[SignerFacts]  # >= 1; a DSSE envelope may carry several valid signatures
-    trust_root: str | None  # name of the trust root that verified it ("public-good", "staging", or a policies/trust name)
+    # name of the trust root that verified it ("public-good", "staging", or a policies/trust
+    # name); None for bare DSSE envelopes and in-toto links (keys only: see signers)
+    trust_root: str | None
     tlog: list[TlogFacts] = field(default_factory=list)
     timestamps: list[datetime] = field(default_factory=list)  # RFC 3161 and integrated times used
     content_kind: Literal["statement", "message-signature", "link"] = "statement"

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class TrustStore:
-    # name -> root; order is the order in which roots are tried ("public-good", "staging", then policies/trust/*.json sorted)
+    # name -> root; order is the order in which roots are tried ("public-good", "staging",
+    # then policies/trust/*.json sorted)
     roots: dict[str, TrustedRoot] = field(default_factory=dict)
     # key id (as the signer computes it) -> key; one key may appear under several ids
     keys: dict[str, TrustedKey] = field(default_factory=dict)

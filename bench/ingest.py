@@ -1,0 +1,139 @@
+"""Ingest throughput against the real server, relative to bare sigstore-python verification.
+
+Signs N distinct bundles with the project's private Sigstore stack, then in one run:
+  1. bare: ``Verifier(trusted_root=...).verify_dsse`` on each bundle (parse + verify), serially;
+  2. api: POST each bundle to a real ``provenant serve`` process over HTTP, serially, one client.
+Prints bundles/s and the per-bundle cost ratio api/bare (target: at most 1.5).
+
+    .venv/bin/python bench/ingest.py [-n 300] [--database-url URL] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from sigstore.models import Bundle  # noqa: E402
+from sigstore.verify import Verifier  # noqa: E402
+from sigstore.verify.policy import UnsafeNoOp  # noqa: E402
+
+from app.auth.service import create_token  # noqa: E402
+from app.db import Database  # noqa: E402
+from app.migrate import upgrade  # noqa: E402
+from tests.server import ServerProcess  # noqa: E402
+from tests.sigstore_stack import SigstoreTestStack, github_actions_extensions  # noqa: E402
+
+BUILDER = (
+    "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/"
+    "generator_generic_slsa3.yml@refs/tags/v2.0.0"
+)
+
+
+def statement(i: int) -> dict:
+    name = f"artifact-{i}.tar.gz"
+    return {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [
+            {"name": name, "digest": {"sha256": hashlib.sha256(name.encode()).hexdigest()}}
+        ],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {
+            "buildDefinition": {
+                "buildType": "https://slsa-framework.github.io/github-actions-buildtypes/workflow/v1",
+                "externalParameters": {
+                    "workflow": {
+                        "ref": "refs/tags/v1.0.0",
+                        "repository": "https://github.com/acme/app",
+                        "path": ".github/workflows/release.yml",
+                    }
+                },
+                "resolvedDependencies": [
+                    {
+                        "uri": "git+https://github.com/acme/app@refs/tags/v1.0.0",
+                        "digest": {"gitCommit": "01" * 20},
+                    }
+                ],
+            },
+            "runDetails": {"builder": {"id": BUILDER}},
+        },
+    }
+
+
+def bare(verifier: Verifier, bundles: list[str]) -> float:
+    start = time.perf_counter()
+    for raw in bundles:
+        verifier.verify_dsse(Bundle.from_json(raw), UnsafeNoOp())
+    return time.perf_counter() - start
+
+
+def api(server: ServerProcess, token: str, bundles: list[str]) -> float:
+    headers = {"Authorization": f"Bearer {token}"}
+    with server.client() as client:
+        client.get("/healthz")
+        start = time.perf_counter()
+        for raw in bundles:
+            response = client.post("/v1/attestations", content=raw.encode(), headers=headers)
+            if response.status_code != 201:
+                raise SystemExit(f"upload failed: {response.status_code} {response.text}")
+        return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=300, help="bundles per measurement")
+    parser.add_argument("--repeat", type=int, default=3, help="measurements (fresh bundles each)")
+    parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    args = parser.parse_args()
+
+    stack = SigstoreTestStack.get()
+    verifier = Verifier(trusted_root=stack.trusted_root)
+    ext = github_actions_extensions()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        policies = work / "policies"
+        (policies / "trust").mkdir(parents=True)
+        stack.write_trusted_root(policies / "trust" / "test-stack.json")
+        url = args.database_url or f"sqlite:///{work}/bench.db"
+        upgrade(url)
+        db = Database(url)
+        with db.session() as s:
+            token = create_token(s, f"bench-{time.time_ns()}", ["upload"])
+        db.dispose()
+        ratios, rates, bare_rates = [], [], []
+        with ServerProcess(url, policies, work) as server:
+            for r in range(args.repeat):
+                base = (r + 1) * 1_000_000 + time.time_ns() % 1_000_000 * 1000
+                bundles = [
+                    stack.sign_dsse(statement(base + i), extensions=ext) for i in range(args.n)
+                ]
+                t_bare = bare(verifier, bundles)
+                t_api = api(server, token, bundles)
+                ratios.append(t_api / t_bare)
+                rates.append(args.n / t_api)
+                bare_rates.append(args.n / t_bare)
+                print(
+                    f"run {r + 1}: bare {args.n / t_bare:7.1f} bundles/s "
+                    f"({t_bare / args.n * 1000:.2f} ms each) | api {args.n / t_api:7.1f} "
+                    f"bundles/s ({t_api / args.n * 1000:.2f} ms each) | "
+                    f"ratio {t_api / t_bare:.2f}"
+                )
+    backend = url.split(":", 1)[0]
+    print(
+        f"\ningest ({backend}, n={args.n}, {args.repeat} runs): "
+        f"api median {statistics.median(rates):.1f} bundles/s, bare median "
+        f"{statistics.median(bare_rates):.1f} bundles/s, cost ratio median "
+        f"{statistics.median(ratios):.2f} (min {min(ratios):.2f}, max {max(ratios):.2f}); "
+        f"target <= 1.5"
+    )
+
+
+if __name__ == "__main__":
+    main()

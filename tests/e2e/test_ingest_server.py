@@ -1,0 +1,111 @@
+"""Ingest against the real server process: concurrency, and the CI upload CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from app.attestations.models import Attestation
+from app.db import Database
+from tests.attestations.conftest import statement
+from tests.helpers import TokenFactory
+from tests.server import ServerProcess
+from tests.sigstore_stack import SigstoreTestStack
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="session")
+def stack() -> SigstoreTestStack:
+    return SigstoreTestStack.get()
+
+
+@pytest.fixture
+def policy_dir(tmp_path: Path, stack: SigstoreTestStack) -> Path:
+    path = tmp_path / "policies"
+    (path / "trust").mkdir(parents=True)
+    stack.write_trusted_root(path / "trust" / "test-stack.json")
+    return path
+
+
+def test_concurrent_identical_uploads_store_one_record(
+    db_url: str, policy_dir: Path, tmp_path: Path, tokens: TokenFactory, db: Database,
+    stack: SigstoreTestStack,
+) -> None:
+    bundle = stack.sign_dsse(statement()).encode()
+    headers = tokens("upload")
+    with ServerProcess(db_url, policy_dir, tmp_path, tls=True) as server:
+
+        def post(_: int) -> tuple[int, str]:
+            with server.client() as c:
+                r = c.post("/v1/attestations", content=bundle, headers=headers)
+                return r.status_code, r.json()["id"]
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(post, range(8)))
+    assert {status for status, _ in results} <= {200, 201}
+    assert len({i for _, i in results}) == 1
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Attestation)) == 1
+
+
+def test_upload_cli_against_the_server(
+    db_url: str, policy_dir: Path, tmp_path: Path, tokens: TokenFactory,
+    stack: SigstoreTestStack,
+) -> None:
+    good = tmp_path / "good.sigstore.json"
+    good.write_text(stack.sign_dsse(statement("a")))
+    other = tmp_path / "other.sigstore.json"
+    other.write_text(stack.sign_dsse(statement("b")))
+    bad = tmp_path / "bad.sigstore.json"
+    bad.write_text(stack.sign_dsse(statement("c"), tamper="bad_signature"))
+    token = tokens("upload")["Authorization"].split()[1]
+    with ServerProcess(db_url, policy_dir, tmp_path) as server:
+        env = {**os.environ, "PROVENANT_SERVER": server.base_url, "PROVENANT_TOKEN": token}
+
+        def upload(*files: Path) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "app.cli", "upload", *map(str, files)],
+                env=env, capture_output=True, text=True, timeout=120,
+            )
+
+        ok = upload(good, other)
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert "created" in ok.stdout
+        rejected = upload(good, bad)
+        assert rejected.returncode == 1
+        assert "signature_invalid" in rejected.stdout
+        assert "existing" in rejected.stdout
+    # The server is gone: the CLI retries, then gives up with a clear message.
+    gone = subprocess.run(
+        [sys.executable, "-m", "app.cli", "upload", "--retries", "2", str(good)],
+        env={**env, "PROVENANT_SERVER": server.base_url}, capture_output=True, text=True,
+        timeout=120,
+    )
+    assert gone.returncode == 1
+    assert "gave up after 2 attempts" in gone.stdout
+
+
+def test_verify_cli_offline(policy_dir: Path, tmp_path: Path, stack: SigstoreTestStack) -> None:
+    good = tmp_path / "good.json"
+    good.write_text(stack.sign_dsse(statement()))
+    bad = tmp_path / "bad.json"
+    bad.write_text(stack.sign_dsse(statement(), tamper="bad_sct"))
+    env = {**os.environ, "PROVENANT_POLICY_DIR": str(policy_dir)}
+
+    def verify(path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "app.cli", "verify", str(path)], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    ok = verify(good)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert '"verified": true' in ok.stdout
+    failed = verify(bad)
+    assert failed.returncode == 1
+    assert "sct_invalid" in failed.stdout
