@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.attestations.router import router as attestations_router
+from app.auth.cache import TokenCache
 from app.auth.router import router as auth_router
 from app.db import Database
 from app.errors import install_error_handlers
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db = Database(settings.database_url, pool_size=settings.db_pool_size)
     app.state.policies = PolicyStore(settings.policy_dir)
     app.state.metrics = Metrics()
+    app.state.token_cache = TokenCache(settings.token_cache_seconds)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     app.include_router(health_router)

@@ -27,7 +27,25 @@ class Settings(BaseSettings):
         default=10 * 1024 * 1024, gt=0, description="Largest accepted upload body, in bytes"
     )
     db_pool_size: int = Field(default=10, gt=0, description="PostgreSQL connection pool size")
+    token_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a process trusts a checked token before asking the database again "
+        "(a revoked token stops working within this time; 0 disables the cache)",
+    )
     log_level: str = Field(default="info", description="Log level: debug, info, warning, error")
+    audit_key_file: Path = Field(
+        default=Path("./var/audit-key.pem"),
+        description="Ed25519 PEM key that signs audit checkpoints; generated (0600) if missing",
+    )
+    audit_origin: str = Field(
+        default="provenant.local/audit",
+        pattern=r"^[^\s+]+$",
+        description="Audit log identity: first line of every checkpoint and the signer name",
+    )
+    audit_checkpoint_interval: float = Field(
+        default=60.0, ge=0, description="Seconds between periodic audit checkpoints; 0 disables"
+    )
     # CLI client side
     server: str = Field(
         default="http://127.0.0.1:8080", description="Server URL used by the CLI client"

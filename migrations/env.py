@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from app.db import make_engine, normalize_url
 from app.models import Base
 from app.settings import get_settings

@@ -105,7 +105,7 @@ def tokens(db: Database) -> TokenFactory:
 
 
 @pytest.fixture
-def app(db_url: str, policy_dir: Path):  # noqa: ANN201
+def app(db_url: str, policy_dir: Path):
     from app.main import create_app
     from app.settings import Settings
 
@@ -113,7 +113,7 @@ def app(db_url: str, policy_dir: Path):  # noqa: ANN201
 
 
 @pytest.fixture
-def client(app):  # noqa: ANN001, ANN201
+def client(app):
     from fastapi.testclient import TestClient
 
     with TestClient(app, raise_server_exceptions=False) as test_client:

@@ -6,6 +6,7 @@ import datetime as dt
 import ipaddress
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -86,8 +87,8 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
-    def verify(self) -> str | bool:
-        return str(self.tls_files[0]) if self.tls_files else True
+    def verify(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=str(self.tls_files[0])) if self.tls_files else True
 
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, verify=self.verify, timeout=30, **kwargs)

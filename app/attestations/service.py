@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -74,9 +74,9 @@ def ingest(
 
     digest = sha256_hex(raw)
     with db.session() as session:
-        existing = session.get(Attestation, digest)
-        if existing is not None and _same_subject(existing, subject):
-            return Outcome("existing", digest, existing)
+        kind = session.scalar(select(Attestation.content_kind).where(Attestation.id == digest))
+        if kind is not None and _same_subject(session, digest, kind, subject):
+            return Outcome("existing", digest, session.get(Attestation, digest))
     try:
         message_digest = (subject.algorithm, subject.digest) if subject else None
         document = verify_document(
@@ -94,18 +94,27 @@ def ingest(
         )
         record_rejection(db, uploader, raw, error, line=line)
         return Outcome("rejected", digest, error=error)
-    if existing is not None:
+    if kind is not None:
         # Same bytes re-verified against a different claimed subject: keep the first record.
-        return Outcome("existing", digest, existing)
+        with db.session() as session:
+            return Outcome("existing", digest, session.get(Attestation, digest))
     return _store(db, document, raw, digest, uploader=uploader, subject=subject)
 
 
-def _same_subject(existing: Attestation, subject: MessageSubject | None) -> bool:
-    if existing.content_kind != "message-signature" or subject is None:
+def _same_subject(
+    session: Session, digest: str, kind: str, subject: MessageSubject | None
+) -> bool:
+    """A stored message signature only answers for the subject it was verified against."""
+    if kind != "message-signature" or subject is None:
         return True
-    return any(
-        s.algorithm == subject.algorithm and s.digest == subject.digest for s in existing.subjects
+    match = session.scalar(
+        select(AttestationSubject.id).where(
+            AttestationSubject.attestation_id == digest,
+            AttestationSubject.algorithm == subject.algorithm,
+            AttestationSubject.digest == subject.digest,
+        )
     )
+    return match is not None
 
 
 def _store(
@@ -132,8 +141,7 @@ def _store(
         return Outcome("rejected", digest, error=error)
     try:
         with db.session() as session:
-            session.add(attestation)
-            session.add(AttestationBlob(attestation_id=digest, raw=raw))
+            _insert(session, attestation, raw)
             record_event(
                 session,
                 "attestation.accepted",
@@ -156,6 +164,29 @@ def _store(
             raise
         return Outcome("existing", digest, winner)
     return Outcome("created", digest, attestation)
+
+
+def _insert(session: Session, attestation: Attestation, raw: bytes) -> None:
+    """Core inserts: the ORM unit of work costs more than the rows themselves on this path.
+
+    ``attestation`` stays a transient object (it is what the response is built from).
+    """
+    table = Attestation.__table__
+    session.execute(insert(table), [{c.key: getattr(attestation, c.key) for c in table.columns}])
+    session.execute(insert(AttestationBlob.__table__), [{"attestation_id": attestation.id,
+                                                         "raw": raw}])
+    if attestation.subjects:
+        session.execute(
+            insert(AttestationSubject.__table__),
+            [{"attestation_id": attestation.id, "name": s.name, "algorithm": s.algorithm,
+              "digest": s.digest} for s in attestation.subjects],
+        )
+    if attestation.materials:
+        session.execute(
+            insert(AttestationMaterial.__table__),
+            [{"attestation_id": attestation.id, "uri": m.uri, "algorithm": m.algorithm,
+              "digest": m.digest} for m in attestation.materials],
+        )
 
 
 # PostgreSQL refuses btree index entries above ~2.7 kB; values this long are never real.

@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 from fastapi import Request
 
+from app.auth.cache import TokenCache
 from app.auth.schemas import Principal, Scope
-from app.auth.service import authenticate
+from app.auth.service import authenticate, hash_token
 from app.errors import ApiError
 
 
@@ -27,8 +28,14 @@ def _bearer(request: Request) -> str:
 def authenticated(request: Request) -> Principal:
     """Any valid token."""
     token = _bearer(request)
-    with request.app.state.db.session() as session:
-        principal = authenticate(session, token)
+    cache: TokenCache = request.app.state.token_cache
+    key = hash_token(token)
+    principal = cache.get(key)
+    if principal is None:
+        with request.app.state.db.session() as session:
+            principal = authenticate(session, token)
+        if principal is not None:
+            cache.put(key, principal)
     if principal is None:
         raise ApiError(401, "unauthenticated", "invalid or revoked token")
     request.state.principal = principal

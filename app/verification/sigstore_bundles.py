@@ -62,7 +62,12 @@ def _verify_keyless(
     bundle = load_unchecked_bundle(parsed) if promise_only else load_library_bundle(parsed)
     use_library = not promise_only and (parsed.kind, parsed.kind_version) in LIBRARY_ENTRY_KINDS
     failures = RootFailures()
-    for name, root in trust.roots.items():
+    # Roots holding the issuing CA go first: every other root is a wasted verification.
+    roots = sorted(
+        trust.roots.items(),
+        key=lambda item: not issuer_in_root(bundle.signing_certificate, item[1]),
+    )
+    for name, root in roots:
         try:
             if use_library:
                 outcome = verify_with_library(bundle, root, hashed)

@@ -57,13 +57,27 @@ class KeylessOutcome:
     times: list[datetime]
 
 
+# Building a Verifier parses every key and certificate of its root; roots change only on a
+# policy reload, so one Verifier per root object is kept (the root itself is held, so its id
+# cannot be reused while the entry lives).
+_VERIFIERS: dict[int, tuple[TrustedRoot, Verifier]] = {}
+_VERIFIERS_MAX = 64
+
+
 def _verifier(root: TrustedRoot) -> Verifier:
+    cached = _VERIFIERS.get(id(root))
+    if cached is not None and cached[0] is root:
+        return cached[1]
     try:
-        return Verifier(trusted_root=root)
+        verifier = Verifier(trusted_root=root)
     except SigstoreError as exc:
         raise VerificationError(
             E.UNTRUSTED_ROOT, f"trust root cannot verify keyless: {exc}"
         ) from exc
+    if len(_VERIFIERS) >= _VERIFIERS_MAX:
+        _VERIFIERS.clear()
+    _VERIFIERS[id(root)] = (root, verifier)
+    return verifier
 
 
 def issuer_in_root(cert: x509.Certificate, root: TrustedRoot) -> bool:

@@ -9,7 +9,7 @@ import httpx
 from app.attestations.client import upload_file
 
 
-def _client(handler) -> httpx.Client:  # noqa: ANN001
+def _client(handler) -> httpx.Client:
     return httpx.Client(base_url="http://provenant.test", transport=httpx.MockTransport(handler))
 
 

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from tests.helpers import TokenFactory
 
 
-def _assert_error(response, status: int, code: str) -> None:  # noqa: ANN001
+def _assert_error(response, status: int, code: str) -> None:
     assert response.status_code == status, response.text
     body = response.json()
     assert set(body) == {"error"}
@@ -65,3 +65,42 @@ def test_every_api_route_requires_auth(client: TestClient) -> None:
             concrete = path.replace("{", "").replace("}", "")
             response = client.request(method, concrete)
             assert response.status_code == 401, f"{method} {path} answered {response.status_code}"
+
+
+def _app_with_cache(db_url: str, policy_dir, ttl: float):
+    from app.main import create_app
+    from app.settings import Settings
+
+    return create_app(
+        Settings(database_url=db_url, policy_dir=policy_dir, token_cache_seconds=ttl)
+    )
+
+
+def test_revocation_applies_at_once_without_cache(db_url: str, policy_dir, db) -> None:
+    from app.auth.service import create_token, revoke_token
+
+    with db.session() as s:
+        token = create_token(s, "short", ["read"])
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(_app_with_cache(db_url, policy_dir, 0)) as c:
+        assert c.get("/v1/whoami", headers=headers).status_code == 200
+        with db.session() as s:
+            revoke_token(s, "short")
+        assert c.get("/v1/whoami", headers=headers).status_code == 401
+
+
+def test_cached_token_lives_until_ttl(db_url: str, policy_dir, db) -> None:
+    from app.auth.service import create_token, revoke_token
+
+    with db.session() as s:
+        token = create_token(s, "cached", ["read"])
+    headers = {"Authorization": f"Bearer {token}"}
+    app = _app_with_cache(db_url, policy_dir, 60)
+    with TestClient(app) as c:
+        assert c.get("/v1/whoami", headers=headers).status_code == 200
+        with db.session() as s:
+            revoke_token(s, "cached")
+        # Documented trade-off: up to PROVENANT_TOKEN_CACHE_SECONDS in a process that saw it.
+        assert c.get("/v1/whoami", headers=headers).status_code == 200
+        app.state.token_cache.clear()
+        assert c.get("/v1/whoami", headers=headers).status_code == 401

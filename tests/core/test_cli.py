@@ -49,7 +49,7 @@ def test_token_errors_exit_non_zero(db_url: str) -> None:
     assert "no token" in missing.stderr
 
 
-def test_migrate_on_fresh_sqlite(tmp_path) -> None:  # noqa: ANN001
+def test_migrate_on_fresh_sqlite(tmp_path) -> None:
     url = f"sqlite:///{tmp_path}/sub/dir/fresh.db"
     result = run_cli(url, "migrate")
     assert result.returncode == 0, result.stderr
