@@ -319,7 +319,7 @@ def test_rekor_v2_and_tsa_go_through_sigstore_python(monkeypatch: pytest.MonkeyP
     )
     assert tlog.integrated_time is None and tlog.inclusion == "proof"
     assert len(document.timestamps) == 1  # from the RFC 3161 timestamp alone
-    assert calls == ["0.0.2", "0.0.2"]  # public-good tried first and refused, then staging
+    assert calls == ["0.0.2"]  # the root holding the issuing CA (staging) is tried first
 
 
 # =================================================================================================
