@@ -7,11 +7,13 @@ from typing import Annotated
 
 import typer
 
+from app.policy.cli import policy_cli
 from app.settings import get_settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Provenant attestation service")
 token_cli = typer.Typer(no_args_is_help=True, help="Create, list and revoke API tokens")
 cli.add_typer(token_cli, name="token")
+cli.add_typer(policy_cli, name="policy")
 
 
 def _database():  # noqa: ANN202 - lazy import keeps `provenant --help` fast

@@ -16,7 +16,8 @@ from app.db import Database
 from app.errors import install_error_handlers
 from app.health import router as health_router
 from app.metrics import Metrics, MetricsMiddleware
-from app.policy.store import PolicyStore
+from app.policy.router import router as policy_router
+from app.policy.store import PolicyStore, install_sighup_reload
 from app.settings import Settings, get_settings
 
 
@@ -29,6 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.policies.reload()
+        install_sighup_reload(app.state.policies)
         yield
         app.state.db.dispose()
 
@@ -48,4 +50,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(attestations_router)
+    app.include_router(policy_router)
     return app

@@ -3,13 +3,23 @@ set stays active."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.policy.loader import (
+    CompiledConfig,
+    CompiledPolicy,
+    LoadContext,
+    LoadError,
+    PolicyLoadError,
+    load_policies,
+)
 from app.verification.trust import TrustStore
 
 log = logging.getLogger("provenant.policy")
@@ -21,6 +31,9 @@ class PolicySet:
     content_hash: str  # sha256 over every file's relative path and bytes
     trust: TrustStore
     loaded_at: datetime
+    policies: tuple[CompiledPolicy, ...] = ()
+    config: CompiledConfig = field(default_factory=CompiledConfig)
+    warnings: tuple[str, ...] = ()
 
 
 def directory_hash(directory: Path) -> str:
@@ -32,13 +45,58 @@ def directory_hash(directory: Path) -> str:
 
 
 def load_policy_set(directory: Path) -> PolicySet:
+    """Load trust and policies together; raise PolicyLoadError listing every problem."""
     if not directory.is_dir():
         raise FileNotFoundError(f"policy directory {directory} does not exist")
+    # Hash first: a file edited while we load makes the hash older than the content, so the
+    # next reload sees a change, never the other way round.
+    content_hash = directory_hash(directory)
+    errors: list[LoadError] = []
+    trust: TrustStore | None = None
+    try:
+        trust = TrustStore.load(directory)
+    except Exception as exc:  # key and trust-root loaders name the file in their message
+        errors.append(LoadError(getattr(exc, "source", ""), "", None, str(exc)))
+    context = LoadContext(
+        directory=directory,
+        trust_roots=frozenset(trust.roots) if trust else _builtin_roots(directory),
+        ingest_keys=_ingest_keys(trust) if trust else None,
+    )
+    try:
+        loaded = load_policies(context)
+    except PolicyLoadError as exc:
+        raise PolicyLoadError(errors + exc.errors) from None
+    if errors or trust is None:
+        raise PolicyLoadError(errors)
     return PolicySet(
         directory=directory,
-        content_hash=directory_hash(directory),
-        trust=TrustStore.load(directory),
+        content_hash=content_hash,
+        trust=trust,
         loaded_at=datetime.now(UTC),
+        policies=loaded.policies,
+        config=loaded.config,
+        warnings=loaded.warnings,
+    )
+
+
+def _builtin_roots(directory: Path) -> frozenset[str]:
+    # Trust roots failed to load: still judge trustRoot names against what should exist, so
+    # the one load reports policy errors too.
+    names = {"public-good", "staging"}
+    trust_dir = directory / "trust"
+    if trust_dir.is_dir():
+        names.update(p.stem for p in trust_dir.glob("*.json"))
+    return frozenset(names)
+
+
+def _ingest_keys(trust: TrustStore) -> frozenset[bytes]:
+    from cryptography.hazmat.primitives import serialization
+
+    return frozenset(
+        key.public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        for key in trust.keys.values()
     )
 
 
@@ -49,6 +107,7 @@ class PolicyStore:
         self.directory = directory
         self.active: PolicySet | None = None
         self.last_error: str | None = None
+        self.last_errors: list[LoadError] = []  # structured, for the reload API
         self._lock = threading.Lock()
 
     def reload(self) -> PolicySet | None:
@@ -56,14 +115,48 @@ class PolicyStore:
             try:
                 self.active = load_policy_set(self.directory)
                 self.last_error = None
+                self.last_errors = []
                 log.info(
-                    "policy set %s loaded from %s", self.active.content_hash[:12], self.directory
-                )
-            except Exception as exc:  # any bad file keeps the last good set
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.error(
-                    "policy load from %s failed, keeping last good set: %s",
+                    "policy set %s loaded from %s: %d policies",
+                    self.active.content_hash[:12],
                     self.directory,
+                    len(self.active.policies),
+                )
+                for warning in self.active.warnings:
+                    log.warning("policy warning: %s", warning)
+            except Exception as exc:  # any bad file keeps the last good set
+                self.last_errors = exc.errors if isinstance(exc, PolicyLoadError) else []
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                kept = self.active.content_hash[:12] if self.active else "none"
+                log.error(
+                    "policy load from %s failed, keeping last good set (%s): %s",
+                    self.directory,
+                    kept,
                     self.last_error,
                 )
             return self.active
+
+
+def install_sighup_reload(store: PolicyStore) -> bool:
+    """Reload ``store`` on SIGHUP. Call it from the app's lifespan startup (inside the event
+    loop); returns False where signals cannot be installed (not the main thread, Windows).
+
+    The reload runs on a worker thread: it reads files and compiles CEL, which must not stall
+    the event loop, and a signal handler must not take the store's lock itself.
+    """
+    if not hasattr(signal, "SIGHUP") or threading.current_thread() is not threading.main_thread():
+        return False
+
+    def reload_in_background() -> None:
+        threading.Thread(target=store.reload, name="policy-reload", daemon=True).start()
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: reload_in_background())
+        return True
+    try:
+        loop.add_signal_handler(signal.SIGHUP, reload_in_background)
+    except (NotImplementedError, RuntimeError):
+        return False
+    return True
