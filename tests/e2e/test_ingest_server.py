@@ -109,3 +109,42 @@ def test_verify_cli_offline(policy_dir: Path, tmp_path: Path, stack: SigstoreTes
     failed = verify(bad)
     assert failed.returncode == 1
     assert "sct_invalid" in failed.stdout
+
+
+def test_ingest_api_over_the_socket(
+    db_url: str, policy_dir: Path, tmp_path: Path, tokens: TokenFactory,
+    stack: SigstoreTestStack,
+) -> None:
+    """The main ingest flows through the real server process and a real socket."""
+    up, read = tokens("upload", name="ci"), tokens("read", name="auditor")
+    st = statement("served.tar.gz")
+    bundle = stack.sign_dsse(st).encode()
+    digest = st["subject"][0]["digest"]["sha256"]
+    env = {"PROVENANT_MAX_UPLOAD_BYTES": str(64 * 1024)}
+    with ServerProcess(db_url, policy_dir, tmp_path, env=env) as server, server.client() as c:
+        created = c.post("/v1/attestations", content=bundle, headers=up)
+        assert created.status_code == 201, created.text
+        attestation_id = created.json()["id"]
+        assert c.get(f"/v1/attestations/{attestation_id}/raw", headers=read).content == bundle
+        listed = c.get("/v1/attestations", params={"subject_digest": f"sha256:{digest}"},
+                       headers=read).json()
+        assert [a["id"] for a in listed["items"]] == [attestation_id]
+        assert c.post("/v1/attestations", content=bundle, headers=up).status_code == 200
+
+        tampered = stack.sign_dsse(statement("x"), tamper="bad_checkpoint").encode()
+        rejected = c.post("/v1/attestations", content=tampered, headers=up)
+        assert rejected.status_code == 422
+        assert rejected.json()["error"]["code"] == "tlog_proof_invalid"
+
+        lines = "\n".join([stack.sign_dsse(statement("y")), "not json"]).encode()
+        mixed = c.post("/v1/attestations", content=lines,
+                       headers={**up, "Content-Type": "application/jsonl"})
+        assert mixed.status_code == 207
+        assert [r["status"] for r in mixed.json()["results"]] == ["created", "rejected"]
+
+        huge = c.post("/v1/attestations", content=b"x" * (65 * 1024), headers=up)
+        assert huge.status_code == 413
+        assert huge.json()["error"]["code"] == "payload_too_large"
+        assert c.post("/v1/attestations", content=bundle).status_code == 401
+        assert c.post("/v1/attestations", content=bundle, headers=read).status_code == 403
+    assert "Traceback" not in server.log()
