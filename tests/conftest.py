@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,13 @@ PG_ADMIN_URL = os.environ.get(
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BACKENDS = ["sqlite", "postgresql"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Apps built in tests must not create ./var/audit-key.pem in the checkout.
+    os.environ.setdefault(
+        "PROVENANT_AUDIT_KEY_FILE", str(Path(tempfile.mkdtemp()) / "audit-key.pem")
+    )
 
 
 def _pg_unavailable(reason: str) -> None:
@@ -109,7 +117,13 @@ def app(db_url: str, policy_dir: Path):
     from app.main import create_app
     from app.settings import Settings
 
-    return create_app(Settings(database_url=db_url, policy_dir=policy_dir))
+    return create_app(
+        Settings(
+            database_url=db_url,
+            policy_dir=policy_dir,
+            audit_key_file=policy_dir.parent / "audit-key.pem",
+        )
+    )
 
 
 @pytest.fixture

@@ -81,6 +81,7 @@ class ServerProcess:
             "PROVENANT_DATABASE_URL": database_url,
             "PROVENANT_POLICY_DIR": str(policy_dir),
             "PROVENANT_LOG_LEVEL": "warning",
+            "PROVENANT_AUDIT_KEY_FILE": str(workdir / "audit-key.pem"),
             **(env or {}),
         }
         self.log_path = workdir / f"server-{self.port}.log"
