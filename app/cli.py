@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from app.admission.cli import webhook_cli
 from app.audit.cli import audit_cli
 from app.policy.cli import policy_cli
 from app.settings import get_settings
@@ -16,6 +17,7 @@ token_cli = typer.Typer(no_args_is_help=True, help="Create, list and revoke API 
 cli.add_typer(token_cli, name="token")
 cli.add_typer(policy_cli, name="policy")
 cli.add_typer(audit_cli, name="audit")
+cli.add_typer(webhook_cli, name="webhook")
 
 
 def _database():  # noqa: ANN202 - lazy import keeps `provenant --help` fast
@@ -33,13 +35,34 @@ def serve(
     ] = None,
     tls_key: Annotated[str | None, typer.Option(help="PEM private key for --tls-cert")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+    client_ca: Annotated[
+        str | None,
+        typer.Option(help="PEM CA of webhook client certificates [env PROVENANT_CLIENT_CA_FILE]"),
+    ] = None,
 ) -> None:
     """Run the HTTP(S) API."""
+    import os
+    import ssl
+
     import uvicorn
 
     if bool(tls_cert) != bool(tls_key):
         raise typer.BadParameter("--tls-cert and --tls-key go together")
+    if client_ca:
+        # The app (built by the factory, in this process or in workers) reads it from settings.
+        os.environ["PROVENANT_CLIENT_CA_FILE"] = client_ca
+        get_settings.cache_clear()
     settings = get_settings()
+    client_tls: dict[str, object] = {}
+    if settings.client_ca_file is not None and not tls_cert:
+        typer.echo("warning: client certificates need TLS (--tls-cert); only tokens work", err=True)
+    elif settings.client_ca_file is not None:
+        # Optional: token clients need no certificate; a presented one must chain to the CA.
+        client_tls = {
+            "ssl_ca_certs": str(settings.client_ca_file),
+            "ssl_cert_reqs": ssl.CERT_OPTIONAL,
+            "http": "app.admission.tlsproto:PeerCertProtocol",
+        }
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -50,6 +73,7 @@ def serve(
         ssl_keyfile=tls_key,
         log_level=settings.log_level.lower(),
         server_header=False,
+        **client_tls,  # type: ignore[arg-type]
     )
 
 

@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app import __version__
+from app.admission.cache import DecisionCache
+from app.admission.router import router as admission_router
 from app.attestations.router import router as attestations_router
 from app.audit.router import router as audit_router
 from app.audit.tasks import audit_lifespan
@@ -47,6 +49,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = Database(settings.database_url, pool_size=settings.db_pool_size)
     app.state.policies = PolicyStore(settings.policy_dir)
+    # Per process; invalidated through the database on uploads and revocations (every decision
+    # reads the index version), so no listener needs starting, and here on policy reloads.
+    app.state.admission_cache = DecisionCache(settings.admission_cache_seconds)
+    app.state.policies.listeners.append(app.state.admission_cache.clear)
     app.state.metrics = Metrics()
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
@@ -55,5 +61,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(auth_router)
     app.include_router(attestations_router)
     app.include_router(policy_router)
+    app.include_router(admission_router)
     app.include_router(audit_router)
     return app

@@ -46,6 +46,19 @@ class Settings(BaseSettings):
     audit_checkpoint_interval: float = Field(
         default=60.0, ge=0, description="Seconds between periodic audit checkpoints; 0 disables"
     )
+    client_ca_file: Path | None = Field(
+        default=None,
+        description="PEM CA certificate(s) of webhook clients: `provenant serve --tls-cert` then "
+        "asks for an optional client certificate verified against it, and POST /k8s/validate "
+        "accepts such a certificate instead of a token (kube-apiserver's webhook identity)",
+    )
+    admission_cache_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Longest time an admission decision cache entry lives (uploads, revocations "
+        "and policy reloads invalidate it at once; this bounds only clock-driven changes such "
+        "as layout expiry); 0 disables the cache",
+    )
     # CLI client side
     server: str = Field(
         default="http://127.0.0.1:8080", description="Server URL used by the CLI client"

@@ -18,6 +18,7 @@ from app.attestations.schemas import (
     AttestationPage,
     JsonlUploadResponse,
     LineResult,
+    RevokeRequest,
     UploadResult,
 )
 from app.auth.dependencies import require
@@ -222,6 +223,27 @@ def get_attestation(
         if row is None:
             raise ApiError(404, "not_found", f"no attestation {attestation_id}")
         return detail(row)
+
+
+@router.post("/{attestation_id}/revoke", response_model=AttestationDetail)
+def revoke(
+    request: Request,
+    attestation_id: str,
+    body: RevokeRequest,
+    principal: Annotated[Principal, Depends(require(Scope.ADMIN))],
+) -> AttestationDetail:
+    """Revoke an attestation: it no longer satisfies any requirement, from this answer on."""
+    reason = body.reason.strip()
+    if not reason:
+        raise ApiError(400, "invalid_request", "reason must not be blank")
+    db = request.app.state.db
+    row = service.revoke(db, attestation_id, reason, principal.name)
+    if row is None:
+        raise ApiError(404, "not_found", f"no attestation {attestation_id}")
+    with db.session() as session:
+        stored = service.get_attestation(session, row.id)
+        assert stored is not None
+        return detail(stored)
 
 
 @router.get("/{attestation_id}/raw", response_class=Response)

@@ -73,6 +73,10 @@ class JsonlUploadResponse(BaseModel):
     rejected: int
 
 
+class RevokeRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=4000, description="why, for the audit log")
+
+
 class AttestationPage(BaseModel):
     items: list[AttestationSummary]
     next_cursor: str | None

@@ -18,6 +18,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.admission.cache import attestations_changed
 from app.attestations.models import (
     Attestation,
     AttestationBlob,
@@ -142,6 +143,7 @@ def _store(
     try:
         with db.session() as session:
             _insert(session, attestation, raw)
+            attestations_changed(session)  # admission caches see the upload once it commits
             record_event(
                 session,
                 "attestation.accepted",
@@ -291,6 +293,32 @@ def record_rejection(
 
 def malformed(message: str) -> VerificationError:
     return VerificationError(MALFORMED, message)
+
+
+def revoke(db: Database, attestation_id: str, reason: str, actor: str) -> Attestation | None:
+    """Revoke an attestation; None if there is none. Revoking twice keeps the first revocation.
+
+    The index version is bumped in the same transaction, so once this returns no replica's
+    admission cache can still allow an image on the strength of this attestation.
+    """
+    with db.session() as session:
+        row = session.get(Attestation, attestation_id.lower(), with_for_update=True)
+        if row is None or row.revoked_at is not None:
+            return row
+        row.revoked_at = datetime.now(UTC)
+        row.revoked_reason = reason
+        attestations_changed(session)
+        record_event(
+            session,
+            "attestation.revoked",
+            actor,
+            {
+                "id": row.id,
+                "reason": reason,
+                "subjects": sorted({f"{s.algorithm}:{s.digest}" for s in row.subjects}),
+            },
+        )
+        return row
 
 
 # Queries -----------------------------------------------------------------------------------

@@ -177,8 +177,8 @@ def glob_to_regex(glob: str, *, segment: str = "/") -> str:
             else:
                 out.append(".*")
                 i = after
-            while i < n and glob[i] == "*":  # "***" is "**"
-                i += 1
+                while i < n and glob[i] == "*":  # "***" is "**"
+                    i += 1
         elif glob[i] == "*":
             out.append(not_sep)
             i += 1

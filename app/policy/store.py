@@ -8,6 +8,7 @@ import hashlib
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,6 +109,8 @@ class PolicyStore:
         self.active: PolicySet | None = None
         self.last_error: str | None = None
         self.last_errors: list[LoadError] = []  # structured, for the reload API
+        # Called with each newly loaded set (the admission decision cache clears itself).
+        self.listeners: list[Callable[[PolicySet], object]] = []
         self._lock = threading.Lock()
 
     def reload(self) -> PolicySet | None:
@@ -124,6 +127,8 @@ class PolicyStore:
                 )
                 for warning in self.active.warnings:
                     log.warning("policy warning: %s", warning)
+                for listener in self.listeners:
+                    listener(self.active)
             except Exception as exc:  # any bad file keeps the last good set
                 self.last_errors = exc.errors if isinstance(exc, PolicyLoadError) else []
                 self.last_error = f"{type(exc).__name__}: {exc}"

@@ -117,22 +117,27 @@ glob_parts = st.lists(st.sampled_from(["a", "b", "/", "*", "**", "."]), max_size
 text = st.text(alphabet="ab/.", max_size=8)
 
 
-def reference_match(glob: str, value: str) -> bool:
+def reference_match(glob: str, value: str, at_start: bool = True) -> bool:
     """An independent, slow matcher: ``*`` is any run without "/", ``**`` any run at all,
-    and a whole ``/**/`` segment may also collapse to one "/"."""
+    and a whole ``/**/`` segment (``**`` standing alone between slashes, or leading) may also
+    collapse to one "/"."""
     if not glob:
         return not value
-    if glob.startswith("/**/") and reference_match("/" + glob[4:], value):
+    if glob.startswith("/**/") and reference_match("/" + glob[4:], value, at_start):
         return True
-    if glob.startswith("**/") and reference_match(glob[3:], value):
+    if at_start and glob.startswith("**/") and reference_match(glob[3:], value, True):
         return True
     if glob.startswith("**"):
         rest = glob[2:].lstrip("*")
-        return any(reference_match(rest, value[i:]) for i in range(len(value) + 1))
+        return any(reference_match(rest, value[i:], False) for i in range(len(value) + 1))
     if glob.startswith("*"):
         limit = value.find("/") if "/" in value else len(value)
-        return any(reference_match(glob[1:], value[i:]) for i in range(limit + 1))
-    return bool(value) and glob[0] == value[0] and reference_match(glob[1:], value[1:])
+        return any(reference_match(glob[1:], value[i:], False) for i in range(limit + 1))
+    return (
+        bool(value)
+        and glob[0] == value[0]
+        and reference_match(glob[1:], value[1:], glob[0] == "/")
+    )
 
 
 @given(glob_parts, text)
@@ -179,3 +184,14 @@ def test_normalization_makes_spelling_irrelevant(repo: str) -> None:
     assert parse_image(f"index.docker.io/{short.repository}").name == short.name
     glob = compile_image_glob(short.name)
     assert glob.matches(short)
+
+
+def test_double_star_segment_keeps_the_star_after_it() -> None:
+    # Regression: "**/*" used to swallow the final "*", so it did not match "a".
+    import re
+
+    from app.policy.matching import glob_to_regex
+
+    pattern = re.compile(glob_to_regex("**/*"))
+    assert pattern.fullmatch("a")
+    assert pattern.fullmatch("a/b")

@@ -1,0 +1,1 @@
+"""Kubernetes admission: AdmissionReview decisions from the verified index."""

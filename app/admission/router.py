@@ -1,0 +1,131 @@
+"""POST /k8s/validate (kube-apiserver's ValidatingWebhook) and GET /v1/decisions/{id}."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from app.admission.auth import webhook_caller
+from app.admission.cache import DecisionCache
+from app.admission.extract import ExtractError
+from app.admission.models import Decision
+from app.admission.schemas import AdmissionReview
+from app.admission.service import Admission, decide, extract_images
+from app.auth.dependencies import require
+from app.auth.schemas import Principal, Scope
+from app.errors import ApiError
+
+router = APIRouter(tags=["admission"])
+
+
+@router.post("/k8s/validate")
+async def validate(
+    request: Request, caller: Annotated[Principal, Depends(webhook_caller)]
+) -> JSONResponse:
+    """An AdmissionReview v1 (or v1beta1) in, the same apiVersion and kind out."""
+    body = await _read_body(request, request.app.state.settings.max_upload_bytes)
+    review, raw_request = parse_review(body)
+    try:
+        extraction = extract_images(review.request)
+    except ExtractError as exc:
+        raise ApiError(400, "malformed_review", f"request.object: {exc}") from exc
+    answer = await run_in_threadpool(
+        decide, admission(request), review, raw_request, extraction, caller.name
+    )
+    return JSONResponse(answer.as_json())
+
+
+@router.get("/v1/decisions/{decision_id}")
+def get_decision(
+    decision_id: str,
+    request: Request,
+    _principal: Annotated[Principal, Depends(require(Scope.READ))],
+    include_request: Annotated[
+        bool, Query(description="Add the AdmissionReview request as received")
+    ] = False,
+) -> dict[str, Any]:
+    with request.app.state.db.session() as session:
+        row = session.get(Decision, decision_id.lower()) if len(decision_id) <= 36 else None
+        if row is None:
+            raise ApiError(404, "not_found", f"no decision {decision_id}")
+        return decision_view(row, include_request=include_request)
+
+
+def decision_view(row: Decision, *, include_request: bool = False) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": row.id,
+        "time": row.created_at.isoformat(),
+        "uid": row.uid,
+        "namespace": row.namespace,
+        "kind": row.kind,
+        "name": row.name,
+        "sub_resource": row.sub_resource,
+        "operation": row.operation,
+        "user": row.user,
+        "caller": row.caller,
+        "dry_run": row.dry_run,
+        "allowed": row.allowed,
+        "outcome": row.outcome,
+        "reasons": row.reasons,
+        "images": row.images,
+        "policy_hash": row.policy_hash,
+        "request_sha256": row.request_sha256,
+        "explanation": row.explanation,
+    }
+    if include_request:
+        view["request"] = row.request
+    return view
+
+
+def admission(request: Request) -> Admission:
+    state = request.app.state
+    cache = getattr(state, "admission_cache", None)
+    if cache is None:  # an app that did not create one at startup still answers correctly
+        cache = state.admission_cache = DecisionCache(state.settings.admission_cache_seconds)
+    return Admission(db=state.db, policies=state.policies, cache=cache)
+
+
+def parse_review(body: bytes) -> tuple[AdmissionReview, dict[str, Any]]:
+    """The review, and its request as a plain dict (recorded as received)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "malformed_review", f"the body is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ApiError(400, "malformed_review", "the body is not an AdmissionReview object")
+    try:
+        review = AdmissionReview.model_validate(data)
+    except ValidationError as exc:
+        details = [
+            {"location": list(e["loc"]), "message": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        first = details[0]
+        where = ".".join(str(p) for p in first["location"]) or "body"
+        raise ApiError(
+            400,
+            "malformed_review",
+            f"not an AdmissionReview: {where}: {first['message']}",
+            details,
+        ) from exc
+    return review, data["request"]
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    too_large = ApiError(413, "payload_too_large", f"AdmissionReview exceeds {limit} bytes")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)

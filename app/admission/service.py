@@ -1,0 +1,253 @@
+"""Deciding an AdmissionReview: extract the images, evaluate them with the policy engine against
+the stored, verified facts (through the decision cache), judge per mode, record, answer.
+
+Nothing here calls the network: the engine only reads the database. Every decision is recorded
+with its audit event in one transaction; a decision that cannot be recorded is refused, since
+an unrecorded admission is exactly what an audit trail must not have.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from app.admission import record as records
+from app.admission.cache import DecisionCache, current_index_version
+from app.admission.extract import EPHEMERAL_SUBRESOURCE, ExtractError, Extraction, extract
+from app.admission.lookup import image_digests, prefetching_lookup
+from app.admission.respond import object_name, respond
+from app.admission.schemas import AdmissionRequest, AdmissionReview, AdmissionReviewResponse
+from app.admission.verdicts import (
+    BREAK_GLASS_ANNOTATION,
+    Verdict,
+    apply_break_glass,
+    from_error,
+    from_evaluation,
+    not_evaluated,
+)
+from app.db import Database
+from app.policy.engine import evaluate_images
+from app.policy.matching import any_matches, parse_image
+from app.policy.results import Evaluation, ImageResult, ModeName
+from app.policy.store import PolicySet, PolicyStore
+
+log = logging.getLogger("provenant.admission")
+
+_MODE_RANK: dict[ModeName, int] = {"audit": 0, "warn": 1, "enforce": 2}
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What deciding needs from the app."""
+
+    db: Database
+    policies: PolicyStore
+    cache: DecisionCache
+
+
+def extract_images(request: AdmissionRequest) -> Extraction | None:
+    """The containers of the request's object; None when there is nothing to extract (DELETE,
+    CONNECT). Raises ExtractError for an object not shaped like its kind."""
+    if request.operation not in ("CREATE", "UPDATE") or request.object is None:
+        return None
+    return extract(request.kind.group, request.kind.kind, request.object, request.subResource)
+
+
+def decide(
+    admission: Admission,
+    review: AdmissionReview,
+    raw_request: dict[str, Any],
+    extraction: Extraction | None,
+    caller: str,
+) -> AdmissionReviewResponse:
+    request = review.request
+    now = datetime.now(UTC)
+    decision_id = records.new_decision_id()
+    policy_set = admission.policies.active
+    policy_hash = policy_set.content_hash if policy_set else None
+    namespace = request.namespace or _object_namespace(request)
+    try:
+        verdict = judge(admission, request, extraction, policy_set, namespace, now)
+    except Exception as exc:
+        log.exception("admission %s (%s): evaluation failed", request.uid, decision_id)
+        verdict = _error_verdict(exc, policy_set, extraction, namespace)
+    response = respond(review, verdict, decision_id, policy_hash)
+    record = records.DecisionRecord(
+        id=decision_id,
+        at=now,
+        request=request,
+        raw_request=raw_request,
+        extraction=extraction,
+        verdict=verdict,
+        policy_hash=policy_hash,
+        caller=caller,
+        namespace=namespace,
+        name=request.name or object_name(request),
+        response=response.as_json()["response"],
+    )
+    try:
+        records.save(admission.db, record)
+    except Exception as exc:
+        log.exception(
+            "admission %s (%s): the decision could not be recorded", request.uid, decision_id
+        )
+        unrecorded = from_error(
+            f"recording failed: {type(exc).__name__}: {exc}",
+            f"{type(exc).__name__} while recording the decision",
+            allowed=False,
+            rule="rule: every decision is recorded",
+        )
+        return respond(review, unrecorded, None, policy_hash)
+    return response
+
+
+def judge(
+    admission: Admission,
+    request: AdmissionRequest,
+    extraction: Extraction | None,
+    policy_set: PolicySet | None,
+    namespace: str | None,
+    now: datetime,
+) -> Verdict:
+    if request.operation in ("DELETE", "CONNECT"):
+        return not_evaluated("skipped", f"{request.operation} requests are not evaluated")
+    if request.subResource and request.subResource != EPHEMERAL_SUBRESOURCE:
+        return not_evaluated(
+            "skipped", f"the {request.subResource} subresource cannot change a Pod's images"
+        )
+    if policy_set is None:
+        detail = admission.policies.last_error or "never loaded"
+        raise RuntimeError(f"no policy set is loaded ({detail})")
+    config = policy_set.config
+    if namespace is not None:
+        excluded = any_matches(config.excluded_namespaces, namespace)
+        if excluded is not None:
+            return not_evaluated(
+                "excluded", f"namespace {namespace} is excluded from policy ({excluded.pattern})"
+            )
+    if extraction is None or not extraction.supported:
+        kind = f"{request.kind.group or 'core'}/{request.kind.version}/{request.kind.kind}"
+        reason = f"{kind} is not a kind Provenant reads images from; allowed without evaluation"
+        return not_evaluated("unsupported", reason, warning=f"Provenant: {reason}")
+    images = extraction.images
+    if not images:
+        return not_evaluated("allowed", "the object has no containers")
+    if request.operation == "UPDATE":
+        # What an update adds is judged; what it keeps was judged when it came in. Judging
+        # kept images again would let a revocation or a stricter policy block controllers'
+        # metadata updates (finalizer removal, adoption) on running workloads, and protects
+        # nothing: every new Pod is a CREATE, evaluated in full.
+        before = _images_before(request)
+        images = [image for image in images if image not in before]
+        if not images:
+            return not_evaluated("unchanged", "the update changes no image")
+    evaluation = evaluate(admission, images, namespace, policy_set, now)
+    verdict = from_evaluation(evaluation, extraction, config, now)
+    return apply_break_glass(
+        verdict,
+        _break_glass_annotation(request, extraction),
+        permitted=namespace is not None and config.break_glass_allowed(namespace),
+        namespace=namespace,
+    )
+
+
+def evaluate(
+    admission: Admission,
+    images: Sequence[str],
+    namespace: str | None,
+    policy_set: PolicySet,
+    now: datetime,
+) -> Evaluation:
+    """The engine's evaluation of ``images``, each taken from the cache when it can be."""
+    cache = admission.cache
+    results: dict[str, ImageResult] = {}
+    # Read before any attestation: a change committed after this read has a newer version, so
+    # whatever this decision caches from it is never reused once the change is visible.
+    version = current_index_version(admission.db.engine)
+    for image in images:
+        hit = cache.get(version, (image, namespace, policy_set.content_hash))
+        if hit is not None:
+            results[image] = hit
+    missing = [image for image in images if image not in results]
+    if missing:
+        with admission.db.session() as session:
+            lookup = prefetching_lookup(session, image_digests(missing))
+            fresh = evaluate_images(missing, namespace, policy_set, lookup, now)
+            for image, result in zip(missing, fresh.images, strict=True):
+                results[image] = result
+                cache.put(version, (image, namespace, policy_set.content_hash), result)
+    ordered = tuple(results[image] for image in images)
+    return Evaluation(
+        allowed=all(r.allowed for r in ordered),
+        mode=max((r.mode for r in ordered), key=_MODE_RANK.__getitem__, default="enforce"),
+        images=ordered,
+        policy_hash=policy_set.content_hash,
+        evaluated_at=now,
+        namespace=namespace,
+    )
+
+
+def _images_before(request: AdmissionRequest) -> set[str]:
+    if not isinstance(request.oldObject, dict):
+        return set()
+    try:
+        old = extract(request.kind.group, request.kind.kind, request.oldObject, request.subResource)
+    except ExtractError:  # an old object we cannot read vouches for nothing
+        return set()
+    return set(old.images)
+
+
+def _object_namespace(request: AdmissionRequest) -> str | None:
+    metadata = (request.object or {}).get("metadata")
+    value = metadata.get("namespace") if isinstance(metadata, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _break_glass_annotation(request: AdmissionRequest, extraction: Extraction) -> object:
+    """On the object itself, or on its pod template (which the Pods it creates will carry)."""
+    metadata = (request.object or {}).get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    if isinstance(annotations, dict) and BREAK_GLASS_ANNOTATION in annotations:
+        return annotations[BREAK_GLASS_ANNOTATION]
+    template = extraction.template_annotations or {}
+    return template.get(BREAK_GLASS_ANNOTATION)
+
+
+def _error_verdict(
+    exc: Exception,
+    policy_set: PolicySet | None,
+    extraction: Extraction | None,
+    namespace: str | None,
+) -> Verdict:
+    allowed, rule = _on_error(policy_set, extraction, namespace)
+    return from_error(
+        f"{type(exc).__name__}: {exc}", type(exc).__name__, allowed=allowed, rule=rule
+    )
+
+
+def _on_error(
+    policy_set: PolicySet | None, extraction: Extraction | None, namespace: str | None
+) -> tuple[bool, str]:
+    """Allowed only if policies select the object's images and every one of them says
+    ``onError: allow``: an error must not open a door no policy meant to leave open."""
+    if policy_set is None or extraction is None or not extraction.images:
+        return False, "default (fail closed: no policy applies)"
+    try:
+        refs = [parse_image(image) for image in extraction.images]
+        selecting = {
+            p.name: p.on_error
+            for p in policy_set.policies
+            for ref in refs
+            if p.selects(ref, namespace)
+        }
+    except Exception:  # an unparseable image: nothing can vouch for it
+        return False, "default (fail closed)"
+    if not selecting:
+        return False, "default (fail closed: no policy selects these images)"
+    denying = sorted(name for name, on_error in selecting.items() if on_error != "allow")
+    if denying:
+        return False, f"onError: deny of policy {', '.join(denying)}"
+    return True, f"onError: allow of policy {', '.join(sorted(selecting))}"
