@@ -11,7 +11,6 @@ Prints bundles/s and the per-bundle cost ratio api/bare (target: at most 1.5).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import statistics
 import sys
@@ -29,43 +28,9 @@ from sigstore.verify.policy import UnsafeNoOp  # noqa: E402
 from app.auth.service import create_token  # noqa: E402
 from app.db import Database  # noqa: E402
 from app.migrate import upgrade  # noqa: E402
+from tests.attestations.conftest import statement  # noqa: E402
 from tests.server import ServerProcess  # noqa: E402
 from tests.sigstore_stack import SigstoreTestStack, github_actions_extensions  # noqa: E402
-
-BUILDER = (
-    "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/"
-    "generator_generic_slsa3.yml@refs/tags/v2.0.0"
-)
-
-
-def statement(i: int) -> dict:
-    name = f"artifact-{i}.tar.gz"
-    return {
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [
-            {"name": name, "digest": {"sha256": hashlib.sha256(name.encode()).hexdigest()}}
-        ],
-        "predicateType": "https://slsa.dev/provenance/v1",
-        "predicate": {
-            "buildDefinition": {
-                "buildType": "https://slsa-framework.github.io/github-actions-buildtypes/workflow/v1",
-                "externalParameters": {
-                    "workflow": {
-                        "ref": "refs/tags/v1.0.0",
-                        "repository": "https://github.com/acme/app",
-                        "path": ".github/workflows/release.yml",
-                    }
-                },
-                "resolvedDependencies": [
-                    {
-                        "uri": "git+https://github.com/acme/app@refs/tags/v1.0.0",
-                        "digest": {"gitCommit": "01" * 20},
-                    }
-                ],
-            },
-            "runDetails": {"builder": {"id": BUILDER}},
-        },
-    }
 
 
 def bare(verifier: Verifier, bundles: list[str]) -> tuple[float, float]:
@@ -124,7 +89,8 @@ def main() -> None:
             for r in range(args.repeat):
                 base = (r + 1) * 1_000_000 + time.time_ns() % 1_000_000 * 1000
                 bundles = [
-                    stack.sign_dsse(statement(base + i), extensions=ext) for i in range(args.n)
+                    stack.sign_dsse(statement(f"artifact-{base + i}.tar.gz"), extensions=ext)
+                    for i in range(args.n)
                 ]
                 bare_wall, bare_cpu = bare(verifier, bundles)
                 api_wall, api_cpu = api(server, token, bundles)

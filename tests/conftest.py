@@ -22,6 +22,7 @@ from app.db import Database
 from app.migrate import upgrade
 from app.models import Base
 from tests.helpers import TokenFactory
+from tests.sigstore_stack import SigstoreTestStack
 
 PG_ADMIN_URL = os.environ.get(
     "PROVENANT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -105,6 +106,12 @@ def policy_dir(tmp_path: Path) -> Path:
     path = tmp_path / "policies"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def stack() -> SigstoreTestStack:
+    """The project's private Sigstore stack (test Fulcio, CT log, Rekor, TSA)."""
+    return SigstoreTestStack.get()
 
 
 @pytest.fixture

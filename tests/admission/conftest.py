@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 
-from tests.attestations.conftest import RELEASE_KEY, statement
-from tests.helpers import TokenFactory
+from tests.attestations.conftest import statement
+from tests.helpers import RELEASE_KEY, TokenFactory, write_trust
 from tests.sigstore_stack import SigstoreTestStack
 
 EXEMPTION_EXPIRES = (datetime.now(UTC) + timedelta(days=5)).date()
@@ -63,20 +62,8 @@ POLICIES = "---\n".join(
 )
 
 
-@pytest.fixture(scope="session")
-def stack() -> SigstoreTestStack:
-    return SigstoreTestStack.get()
-
-
 def write_policy_dir(path: Path, stack: SigstoreTestStack, policies: str = POLICIES) -> Path:
-    (path / "trust").mkdir(parents=True, exist_ok=True)
-    (path / "keys").mkdir(exist_ok=True)
-    stack.write_trusted_root(path / "trust" / "test-stack.json")
-    (path / "keys" / "release.pub").write_bytes(
-        RELEASE_KEY.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    write_trust(path, stack)
     (path / "policies.yaml").write_text(policies)
     return path
 

@@ -115,7 +115,7 @@ def test_kube_apiserver_client_certificate_authenticates(
             reader = tokens("read")
             decision_id = answer["auditAnnotations"]["decision-id"]
             detail = c.get(f"/v1/decisions/{decision_id}", headers=reader).json()
-            assert detail["caller"] == "x509:CN=kube-apiserver"
+            assert detail["caller"] == "x509:CN=kube-apiserver,O=Provenant"
             # A certificate grants the admission scope only.
             assert c.get(f"/v1/decisions/{decision_id}").status_code == 401
         with _client_with_cert(server, None) as c:

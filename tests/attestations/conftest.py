@@ -8,31 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from tests.helpers import RELEASE_KEY, write_trust
 from tests.sigstore_stack import SigstoreTestStack
 
-RELEASE_KEY = ed25519.Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"release").digest())
-
-
-@pytest.fixture(scope="session")
-def stack() -> SigstoreTestStack:
-    return SigstoreTestStack.get()
+__all__ = ["RELEASE_KEY", "as_bytes", "statement"]
 
 
 @pytest.fixture
 def policy_dir(tmp_path: Path, stack: SigstoreTestStack) -> Path:
-    path = tmp_path / "policies"
-    (path / "trust").mkdir(parents=True)
-    (path / "keys").mkdir()
-    stack.write_trusted_root(path / "trust" / "test-stack.json")
-    (path / "keys" / "release.pub").write_bytes(
-        RELEASE_KEY.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-    return path
+    return write_trust(tmp_path / "policies", stack)
 
 
 def statement(

@@ -14,24 +14,16 @@ from sqlalchemy import func, select
 from app.attestations.models import Attestation
 from app.db import Database
 from tests.attestations.conftest import statement
-from tests.helpers import TokenFactory
+from tests.helpers import TokenFactory, write_trust
 from tests.server import ServerProcess
 from tests.sigstore_stack import SigstoreTestStack
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="session")
-def stack() -> SigstoreTestStack:
-    return SigstoreTestStack.get()
-
-
 @pytest.fixture
 def policy_dir(tmp_path: Path, stack: SigstoreTestStack) -> Path:
-    path = tmp_path / "policies"
-    (path / "trust").mkdir(parents=True)
-    stack.write_trusted_root(path / "trust" / "test-stack.json")
-    return path
+    return write_trust(tmp_path / "policies", stack)
 
 
 def test_concurrent_identical_uploads_store_one_record(
