@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Per process; invalidated through the database on uploads and revocations (every decision
     # reads the index version), so no listener needs starting, and here on policy reloads.
     app.state.admission_cache = DecisionCache(settings.admission_cache_seconds)
+    app.state.admission_slots = asyncio.Semaphore(settings.admission_concurrency)
     app.state.policies.listeners.append(app.state.admission_cache.clear)
     app.state.metrics = Metrics()
     app.state.token_cache = TokenCache(settings.token_cache_seconds)

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         "asks for an optional client certificate verified against it, and POST /k8s/validate "
         "accepts such a certificate instead of a token (kube-apiserver's webhook identity)",
     )
+    admission_concurrency: int = Field(
+        default=4,
+        gt=0,
+        description="Admission decisions computed at once per process; more requests wait their "
+        "turn (each decision ends in a serialized audit-log append)",
+    )
     admission_cache_seconds: float = Field(
         default=30.0,
         ge=0,
