@@ -13,6 +13,7 @@ from app import __version__
 from app.admission.cache import DecisionCache
 from app.admission.router import router as admission_router
 from app.attestations.router import router as attestations_router
+from app.audit.query_router import router as query_router
 from app.audit.router import router as audit_router
 from app.audit.tasks import audit_lifespan
 from app.auth.cache import TokenCache
@@ -65,4 +66,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(policy_router)
     app.include_router(admission_router)
     app.include_router(audit_router)
+    app.include_router(query_router)
     return app

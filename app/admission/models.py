@@ -5,10 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, JsonType
+from app.db import Base, BigIdType, JsonType
 
 
 class Decision(Base):
@@ -59,3 +69,31 @@ class AttestationIndexVersion(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     version: Mapped[int] = mapped_column(BigInteger)
+
+
+class DecisionImage(Base):
+    """One row per image of a decision: the index behind "where did this digest run?".
+
+    ``created_at`` repeats the decision's time so a query by digest walks one index in
+    (time, id) order and stops after a page, however many decisions name that digest.
+    ``policies`` lists the names of the policies that evaluated the image, space-separated with
+    a space at each end (policy names are DNS subdomains, so they hold no space, ``%`` or
+    ``_``): ``LIKE '% name %'`` then finds the decisions a policy took part in.
+    """
+
+    __tablename__ = "admission_decision_images"
+    __table_args__ = (
+        Index("ix_admission_decision_images_digest", "digest", "created_at", "decision_id"),
+        Index("ix_admission_decision_images_repository", "repository", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIdType, primary_key=True, autoincrement=True)
+    decision_id: Mapped[str] = mapped_column(
+        ForeignKey("admission_decisions.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    image: Mapped[str] = mapped_column(Text)  # as written in the object
+    repository: Mapped[str | None] = mapped_column(Text)  # normalized name: registry/path
+    digest: Mapped[str | None] = mapped_column(Text)  # "sha256:<hex>"; None for a tag only
+    allowed: Mapped[bool | None] = mapped_column(Boolean)  # None: the image was not evaluated
+    policies: Mapped[str] = mapped_column(Text)

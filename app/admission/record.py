@@ -18,11 +18,12 @@ from typing import Any
 from sqlalchemy import insert
 
 from app.admission.extract import Extraction
-from app.admission.models import Decision
+from app.admission.models import Decision, DecisionImage
 from app.admission.schemas import AdmissionRequest
 from app.admission.verdicts import Verdict
 from app.audit.service import record_event
 from app.db import Database
+from app.policy.matching import parse_image
 
 DECISION_EVENT = "admission.decision"
 BREAK_GLASS_EVENT = "admission.break_glass"
@@ -97,6 +98,35 @@ def images_of(record: DecisionRecord) -> list[dict[str, Any]]:
     return rows
 
 
+def image_index_rows(record: DecisionRecord, images: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The decision's ``admission_decision_images`` rows. The digest is parsed from the image
+    when the engine did not run (an excluded namespace), so "where did this digest run" also
+    finds admissions that policy never looked at."""
+    policies: dict[str, list[str]] = {}
+    if record.verdict.evaluation is not None:
+        policies = {i.image: [p.name for p in i.policies] for i in record.verdict.evaluation.images}
+    rows = []
+    for entry in images:
+        try:
+            ref = parse_image(entry["image"])
+            repository, digest = ref.name, ref.digest_string
+        except ValueError:
+            repository, digest = None, None
+        names = policies.get(entry["image"], [])
+        rows.append(
+            {
+                "decision_id": record.id,
+                "created_at": record.at,
+                "image": entry["image"],
+                "repository": repository,
+                "digest": entry["digest"] or digest,
+                "allowed": entry["allowed"],
+                "policies": f" {' '.join(names)} " if names else "",
+            }
+        )
+    return rows
+
+
 def save(db: Database, record: DecisionRecord) -> None:
     stored_request = without_managed_fields(record.raw_request)
     explanation = {**record.verdict.explanation(), "response": record.response}
@@ -138,4 +168,6 @@ def save(db: Database, record: DecisionRecord) -> None:
         # that lock, so its hold time is what bounds decisions per second. A bulk insert: the
         # ORM's unit of work would cost more than the row.
         session.execute(insert(Decision), [row])
+        if images:
+            session.execute(insert(DecisionImage), image_index_rows(record, images))
         record_event(session, event_type, actor, payload)

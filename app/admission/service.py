@@ -69,11 +69,9 @@ def decide(
     policy_set = admission.policies.active
     policy_hash = policy_set.content_hash if policy_set else None
     namespace = request.namespace or _object_namespace(request)
-    try:
-        verdict = judge(admission, request, extraction, policy_set, namespace, now)
-    except Exception as exc:
-        log.exception("admission %s (%s): evaluation failed", request.uid, decision_id)
-        verdict = _error_verdict(exc, policy_set, extraction, namespace)
+    verdict = judge_or_error(
+        admission, request, extraction, policy_set, namespace, now, label=decision_id
+    )
     response = respond(review, verdict, decision_id, policy_hash)
     record = records.DecisionRecord(
         id=decision_id,
@@ -102,6 +100,25 @@ def decide(
         )
         return respond(review, unrecorded, None, policy_hash)
     return response
+
+
+def judge_or_error(
+    admission: Admission,
+    request: AdmissionRequest,
+    extraction: Extraction | None,
+    policy_set: PolicySet | None,
+    namespace: str | None,
+    now: datetime,
+    *,
+    label: str,
+) -> Verdict:
+    """``judge``, with an internal failure turned into its onError verdict. Records nothing:
+    policy simulation replays requests through here too."""
+    try:
+        return judge(admission, request, extraction, policy_set, namespace, now)
+    except Exception as exc:
+        log.exception("admission %s (%s): evaluation failed", request.uid, label)
+        return _error_verdict(exc, policy_set, extraction, namespace)
 
 
 def judge(
