@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.audit import keys, leaf
@@ -68,7 +68,12 @@ def record_event(session: Session, type_: str, actor: str, payload: dict[str, An
         payload_hash=p_hash,
         leaf_hash=leaf.leaf_hash(seq, time, type_, actor, p_hash).hex(),
     )
-    session.add(event)
+    # A Core insert: the ORM's unit of work at commit would cost more than the row, and every
+    # append holds the log's lock until that commit. The returned object stays transient.
+    session.execute(
+        insert(AuditEvent.__table__),
+        [{c.key: getattr(event, c.key) for c in AuditEvent.__table__.columns}],
+    )
     return event
 
 
