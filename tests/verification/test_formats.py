@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
-import sys
-import types
 from typing import Any
 
 import pytest
 
 from app.verification.errors import VerificationError
-from app.verification.facts import SignerFacts, VerifiedDocument
 from app.verification.formats import detect_format, split_jsonl
 from app.verification.trust import TrustStore
 from app.verification.verify import verify_document
+from tests.sigstore_stack import SigstoreTestStack
 from tests.verification.test_dsse import cached_key, sign_envelope, statement, trust_of
 from tests.verification.test_links import classic, dsse
 
@@ -167,21 +166,19 @@ def test_verify_document_refuses_jsonl() -> None:
         assert verify_document(part, trust_of(key)).subjects
 
 
-def test_verify_document_hands_bundles_to_the_bundle_module(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    calls: list[tuple[dict[str, Any], TrustStore, tuple[str, str] | None]] = []
+def test_verify_document_hands_bundles_to_the_bundle_module(stack: SigstoreTestStack) -> None:
+    """Real bundles from the private stack go through the Sigstore path, digest included."""
+    from app.verification.errors import VerificationError
 
-    def verify_bundle(
-        bundle: dict[str, Any], trust: TrustStore, *, message_digest: tuple[str, str] | None
-    ) -> VerifiedDocument:
-        calls.append((bundle, trust, message_digest))
-        return VerifiedDocument("sigstore-bundle", None, [SignerFacts(kind="keyless")], None)
-
-    fake = types.ModuleType("app.verification.sigstore_bundles")
-    fake.verify_bundle = verify_bundle  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "app.verification.sigstore_bundles", fake)
-    trust = TrustStore()
-    doc = verify_document(encode(BUNDLE), trust, message_digest=("sha256", "ab" * 32))
-    assert doc.format == "sigstore-bundle"
-    assert calls == [(BUNDLE, trust, ("sha256", "ab" * 32))]
+    trust = TrustStore(roots={"test-stack": stack.trusted_root})
+    artifact = b"artifact bytes"
+    digest = hashlib.sha256(artifact).hexdigest()
+    bundle = stack.sign_artifact(artifact).encode()
+    doc = verify_document(bundle, trust, message_digest=("sha256", digest))
+    assert (doc.format, doc.content_kind, doc.trust_root) == (
+        "sigstore-bundle",
+        "message-signature",
+        "test-stack",
+    )
+    with pytest.raises(VerificationError):
+        verify_document(bundle, trust, message_digest=("sha256", "ab" * 32))
