@@ -125,3 +125,10 @@ def review(
 
 def captured() -> list[Path]:
     return sorted(CAPTURED.glob("*.json")) if CAPTURED.is_dir() else []
+
+
+def admit(client: Any, headers: dict[str, str], body: dict[str, Any]) -> str:
+    """Send a review through POST /k8s/validate; the id of the decision it recorded."""
+    response = client.post("/k8s/validate", json=body, headers=headers)
+    assert response.status_code == 200, response.text
+    return str(response.json()["response"]["auditAnnotations"]["decision-id"])

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.admission.conftest import upload, write_policy_dir
-from tests.admission.helpers import APP, digest_of, review, with_images
+from tests.admission.helpers import APP, admit, digest_of, review, with_images
 from tests.helpers import TokenFactory
 from tests.sigstore_stack import SigstoreTestStack
 
@@ -17,20 +17,9 @@ UNATTESTED = f"ghcr.io/acme/unattested@sha256:{digest_of('unattested')}"
 CANARY = f"ghcr.io/canary/app@sha256:{digest_of('canary')}"
 
 
-@pytest.fixture(scope="module")
-def stack() -> SigstoreTestStack:
-    return SigstoreTestStack.get()
-
-
 @pytest.fixture
 def policy_dir(tmp_path: Path, stack: SigstoreTestStack) -> Path:
     return write_policy_dir(tmp_path / "policies", stack)
-
-
-def admit(client: TestClient, headers: dict[str, str], body: dict[str, Any]) -> str:
-    response = client.post("/k8s/validate", json=body, headers=headers)
-    assert response.status_code == 200, response.text
-    return str(response.json()["response"]["auditAnnotations"]["decision-id"])
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from app.admission.models import Decision
 from app.audit.models import AuditEvent
 from app.db import Database
 from tests.admission.conftest import _policy, upload, write_policy_dir
-from tests.admission.helpers import APP, digest_of, review, with_images
+from tests.admission.helpers import APP, admit, digest_of, review, with_images
 from tests.helpers import TokenFactory
 from tests.sigstore_stack import SigstoreTestStack
 
@@ -40,20 +40,9 @@ STRICTER = "---\n".join(
 OPEN = CONFIG.format(no_match="allow", excluded="kube-system")
 
 
-@pytest.fixture(scope="module")
-def stack() -> SigstoreTestStack:
-    return SigstoreTestStack.get()
-
-
 @pytest.fixture
 def policy_dir(tmp_path: Path, stack: SigstoreTestStack) -> Path:
     return write_policy_dir(tmp_path / "policies", stack)
-
-
-def admit(client: TestClient, headers: dict[str, str], body: dict[str, Any]) -> str:
-    response = client.post("/k8s/validate", json=body, headers=headers)
-    assert response.status_code == 200, response.text
-    return str(response.json()["response"]["auditAnnotations"]["decision-id"])
 
 
 @pytest.fixture
