@@ -19,6 +19,7 @@ from app.admission.service import Admission, decide, extract_images
 from app.auth.dependencies import require
 from app.auth.schemas import Principal, Scope
 from app.errors import ApiError
+from app.request_body import BodyTooLarge, read_limited
 
 router = APIRouter(tags=["admission"])
 
@@ -120,15 +121,7 @@ def parse_review(body: bytes) -> tuple[AdmissionReview, dict[str, Any]]:
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    too_large = ApiError(413, "payload_too_large", f"AdmissionReview exceeds {limit} bytes")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await read_limited(request, limit)
+    except BodyTooLarge:
+        raise ApiError(413, "payload_too_large", f"AdmissionReview exceeds {limit} bytes") from None

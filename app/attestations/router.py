@@ -24,6 +24,7 @@ from app.attestations.schemas import (
 from app.auth.dependencies import require
 from app.auth.schemas import Principal, Scope
 from app.errors import ApiError
+from app.request_body import BodyTooLarge, read_limited
 from app.verification.errors import VerificationError
 
 router = APIRouter(prefix="/v1/attestations", tags=["attestations"])
@@ -45,36 +46,21 @@ def parse_digest(value: str, field: str) -> tuple[str, str]:
 
 
 async def read_body(request: Request, limit: int, uploader: str) -> bytes:
-    """The body, refusing (413) as soon as it is known to exceed the limit."""
-    declared = request.headers.get("content-length")
-    too_large = ApiError(
-        413,
-        "payload_too_large",
-        f"upload exceeds PROVENANT_MAX_UPLOAD_BYTES ({limit} bytes)",
-        {"limit": limit},
-    )
-
-    def reject(size: int) -> None:
-        service.record_rejection(
+    """The body, refusing (413) as soon as it is known to exceed the limit; a refused upload
+    is recorded like any other rejection."""
+    try:
+        return await read_limited(request, limit)
+    except BodyTooLarge as exc:
+        message = f"upload exceeds PROVENANT_MAX_UPLOAD_BYTES ({limit} bytes)"
+        await run_in_threadpool(
+            service.record_rejection,
             request.app.state.db,
             uploader,
             None,
-            VerificationError("payload_too_large", too_large.message),
-            size=size,
+            VerificationError("payload_too_large", message),
+            size=exc.size,
         )
-
-    if declared and declared.isdigit() and int(declared) > limit:
-        await run_in_threadpool(reject, int(declared))
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            await run_in_threadpool(reject, size)
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+        raise ApiError(413, "payload_too_large", message, {"limit": limit}) from None
 
 
 def _trust(request: Request):  # noqa: ANN202
@@ -123,16 +109,16 @@ async def upload(
         subject = service.MessageSubject(subject_name or subject_digest, algorithm, hex_)
     content_type = request.headers.get("content-type")
 
-    from app.verification.formats import detect_format, split_jsonl
+    from app.verification.formats import sniff, split_jsonl
 
     try:
-        kind = detect_format(body, content_type)
+        detected = sniff(body, content_type)
     except VerificationError as exc:
         await run_in_threadpool(service.record_rejection, db, principal.name, body, exc)
         status = 400 if exc.code == "malformed" else 422
         raise ApiError(status, exc.code, exc.message, exc.details) from exc
 
-    if kind == "jsonl":
+    if detected.format == "jsonl":
         lines = split_jsonl(body)
         results = []
         for number, line in enumerate(lines, start=1):
@@ -153,8 +139,8 @@ async def upload(
         return JSONResponse(response.model_dump(mode="json"), status)
 
     outcome = await run_in_threadpool(
-        service.ingest, db, trust, body, uploader=principal.name, content_type=content_type,
-        subject=subject,
+        service.ingest, db, trust, body, uploader=principal.name, subject=subject,
+        detected=detected,
     )
     if outcome.error is not None:
         status = 400 if outcome.error.code == "malformed" else 422

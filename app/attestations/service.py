@@ -34,6 +34,7 @@ from app.verification.errors import (
     VerificationError,
 )
 from app.verification.facts import Subject, VerifiedDocument
+from app.verification.formats import DetectedUpload
 from app.verification.trust import TrustStore
 
 log = logging.getLogger("provenant.attestations")
@@ -66,12 +67,16 @@ def ingest(
     raw: bytes,
     *,
     uploader: str,
-    content_type: str | None = None,
     subject: MessageSubject | None = None,
     line: int | None = None,
+    detected: DetectedUpload | None = None,
 ) -> Outcome:
-    """Verify and store one document; duplicates return the stored record unchanged."""
-    from app.verification.verify import verify_document
+    """Verify and store one document; duplicates return the stored record unchanged.
+
+    ``detected`` is the upload as the router already parsed it (format and JSON), so the body
+    is not parsed twice; without it (.intoto.jsonl lines) the document is detected here.
+    """
+    from app.verification.verify import verify_document, verify_parsed
 
     digest = sha256_hex(raw)
     with db.session() as session:
@@ -80,9 +85,10 @@ def ingest(
             return Outcome("existing", digest, session.get(Attestation, digest))
     try:
         message_digest = (subject.algorithm, subject.digest) if subject else None
-        document = verify_document(
-            raw, trust, content_type=content_type, message_digest=message_digest
-        )
+        if detected is not None and detected.document is not None:
+            document = verify_parsed(detected.format, detected.document, trust, message_digest)
+        else:
+            document = verify_document(raw, trust, message_digest=message_digest)
     except VerificationError as exc:
         record_rejection(db, uploader, raw, exc, line=line)
         return Outcome("rejected", digest, error=exc)

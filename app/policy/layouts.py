@@ -57,7 +57,7 @@ from securesystemslib.signer import Key, Signature
 
 from app.policy.facts import StoredAttestation
 from app.policy.results import CheckResult
-from app.verification.keyring import spki_key_id
+from app.verification.keyring import spki_key_id, sslib_public_key
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 LINK_V03_PREDICATE_TYPE = "https://in-toto.io/attestation/link/v0.3"
@@ -173,12 +173,7 @@ def sslib_key(data: Mapping[str, Any], source: str) -> OwnerKey:
         raise ValueError(f"{source}: key needs keytype and scheme")
     public = keyval["public"]
     try:
-        if keytype == "ed25519":
-            public_key: PublicKeyTypes = ed25519.Ed25519PublicKey.from_public_bytes(
-                bytes.fromhex(public)
-            )
-        else:
-            public_key = serialization.load_pem_public_key(public.encode())
+        public_key = sslib_public_key(keytype, public)
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise ValueError(f"{source}: bad public key value: {exc}") from exc
     key = _owner_key(public_key, source, scheme)

@@ -718,6 +718,13 @@ class _Outcome:
         }
 
 
+def _equal(check: str, found: str | None, expected: str, error: str) -> _Outcome:
+    """An exact comparison, explained either way (VSA verifier and resource)."""
+    if found == expected:
+        return _Outcome(check, True, f"{check} {found} matches")
+    return _Outcome(check, False, f"{check} {found or '(none)'} is not {expected}", error)
+
+
 def check_slsa(req: SlsaRequirement, statement: dict[str, Any]) -> CheckResult:
     """Judge a verified in-toto Statement (SLSA provenance or VSA) against ``req``.
 
@@ -1033,29 +1040,13 @@ def _check_vsa(
             )
         )
     if req.verifier_id:
-        if verifier_id == req.verifier_id:
-            outcomes.append(_Outcome("verifier", True, f"verifier {verifier_id} matches"))
-        else:
-            outcomes.append(
-                _Outcome(
-                    "verifier",
-                    False,
-                    f"verifier {verifier_id or '(none)'} is not {req.verifier_id}",
-                    "ErrorMismatchVerifierID",
-                )
-            )
+        outcomes.append(
+            _equal("verifier", verifier_id, req.verifier_id, "ErrorMismatchVerifierID")
+        )
     if req.resource_uri:
-        if resource_uri == req.resource_uri:
-            outcomes.append(_Outcome("resource", True, f"resource {resource_uri} matches"))
-        else:
-            outcomes.append(
-                _Outcome(
-                    "resource",
-                    False,
-                    f"resource {resource_uri or '(none)'} is not {req.resource_uri}",
-                    "ErrorMismatchResourceURI",
-                )
-            )
+        outcomes.append(
+            _equal("resource", resource_uri, req.resource_uri, "ErrorMismatchResourceURI")
+        )
     outcomes.append(
         _Outcome("verification_result", True, "verification result PASSED")
         if result == "PASSED"

@@ -414,12 +414,7 @@ def _sslib_entry(key: Mapping[str, Any], keyid: str | None, source: str) -> _Key
             raise KeyLoadError(source, f"key {keyid}: OpenPGP keys are not supported")
         raise KeyLoadError(source, f"key {keyid}: keytype, scheme and keyval.public required")
     try:
-        if keytype == "ed25519":
-            public_key: PublicKeyTypes = ed25519.Ed25519PublicKey.from_public_bytes(
-                bytes.fromhex(public)
-            )
-        else:
-            public_key = serialization.load_pem_public_key(public.encode())
+        public_key = sslib_public_key(keytype, public)
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise KeyLoadError(source, f"key {keyid}: bad public key value: {exc}") from exc
     extra = [keyid] if keyid else []
@@ -454,3 +449,11 @@ def _read_layout(path: Path, source: str) -> list[_KeyEntry]:
     except (FormatError, ValueError, TypeError, KeyError) as exc:
         raise KeyLoadError(source, f"invalid in-toto layout: {exc}") from exc
     return [_sslib_entry(key, str(kid), source) for kid, key in layout.keys.items()]
+
+
+def sslib_public_key(keytype: str, public: str) -> PublicKeyTypes:
+    """The key in a securesystemslib/in-toto key dict's ``keyval.public``: hex for Ed25519,
+    PEM for the others. Raises ValueError or UnsupportedAlgorithm."""
+    if keytype == "ed25519":
+        return ed25519.Ed25519PublicKey.from_public_bytes(bytes.fromhex(public))
+    return serialization.load_pem_public_key(public.encode())
