@@ -64,7 +64,7 @@ def serve(
             "http": "app.admission.tlsproto:PeerCertProtocol",
         }
     uvicorn.run(
-        "app.main:create_app",
+        "app.main:create_server_app",
         factory=True,
         host=host,
         port=port,

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 
 from app import __version__
-from app.admission.cache import DecisionCache
+from app.admission.cache import DecisionCache, IndexVersionReader
+from app.admission.fast_path import PATH as FAST_PATH
+from app.admission.fast_path import AdmissionFastPath
+from app.admission.recorder import DecisionRecorder
+from app.admission.recorder_process import ProcessRecorder
 from app.admission.router import router as admission_router
 from app.attestations.router import router as attestations_router
 from app.audit.query_router import router as query_router
@@ -27,7 +33,12 @@ from app.policy.store import PolicyStore, install_sighup_reload
 from app.settings import Settings, get_settings
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_server_app() -> FastAPI:
+    """The factory ``provenant serve`` gives uvicorn: the app, owning its process."""
+    return create_app(server_process=True)
+
+
+def create_app(settings: Settings | None = None, *, server_process: bool = False) -> FastAPI:
     settings = settings or get_settings()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -37,9 +48,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.policies.reload()
         install_sighup_reload(app.state.policies)
+        await app.state.decision_recorder.start()
+        if server_process:  # process-wide: not for apps embedded in tests or tools
+            tune_gc()
         # Inside db.dispose(): shutdown waits for a checkpoint that is being signed.
         async with audit_lifespan(app):
             yield
+            # Decisions already taken are recorded before the database goes.
+            await app.state.decision_recorder.aclose()
         app.state.db.dispose()
 
     app = FastAPI(
@@ -51,13 +67,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = Database(settings.database_url, pool_size=settings.db_pool_size)
     app.state.policies = PolicyStore(settings.policy_dir)
-    # Per process; invalidated through the database on uploads and revocations (every decision
-    # reads the index version), so no listener needs starting, and here on policy reloads.
+    # Per process; invalidated through the database on uploads and revocations (the index
+    # version, read at most every admission_index_max_age seconds), and here on policy reloads.
     app.state.admission_cache = DecisionCache(settings.admission_cache_seconds)
+    app.state.admission_index = IndexVersionReader(
+        app.state.db.engine, settings.admission_index_max_age
+    )
+    app.state.decision_recorder = (
+        ProcessRecorder(app.state.db.url)
+        if settings.admission_recorder == "process"
+        else DecisionRecorder(app.state.db)
+    )
     app.state.admission_slots = asyncio.Semaphore(settings.admission_concurrency)
     app.state.policies.listeners.append(app.state.admission_cache.clear)
     app.state.metrics = Metrics()
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
+    # Added first, so it runs inside the metrics middleware (the last added is the outermost).
+    app.add_middleware(AdmissionFastPath, route=_route(admission_router, FAST_PATH))
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     app.include_router(health_router)
@@ -68,3 +94,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit_router)
     app.include_router(query_router)
     return app
+
+
+def tune_gc() -> None:
+    """Keep the cyclic garbage collector off the request path as far as is safe.
+
+    What startup built lives as long as the process, so it is frozen out of every collection;
+    and collections run less often (full ones about once per 100 million allocations). Measured
+    under admission load: the default thresholds ran a full collection every few hundred
+    requests, each 5 to 20 ms with the loop stopped, which cost more CPU than the requests.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(5000, 20, 1000)
+
+
+def _route(router: APIRouter, path: str) -> APIRoute | None:
+    return next((r for r in router.routes if isinstance(r, APIRoute) and r.path == path), None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,8 +56,24 @@ class Settings(BaseSettings):
     admission_concurrency: int = Field(
         default=4,
         gt=0,
-        description="Admission decisions computed at once per process; more requests wait their "
-        "turn (each decision ends in a serialized audit-log append)",
+        description="Admission decisions that read the database (cache misses) computed at once "
+        "per process; more wait their turn",
+    )
+    admission_recorder: Literal["process", "thread"] = Field(
+        default="process",
+        description="Where admission decisions are written: `process`, a child process per "
+        "server process (the decision loop keeps its CPU), or `thread`, a thread of the server "
+        "process (no extra process; slower under load). Either way an answer leaves only after "
+        "its decision is committed",
+    )
+    admission_index_max_age: float = Field(
+        default=0.25,
+        ge=0,
+        le=1.0,
+        description="Longest time a process trusts the attestation index version it last read "
+        "before deciding on cached evaluations (uploads and revocations reach other replicas' "
+        "decisions within it; a revocation is acknowledged only after it); 0 reads it for every "
+        "decision",
     )
     admission_cache_seconds: float = Field(
         default=30.0,

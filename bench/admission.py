@@ -5,8 +5,9 @@
    facts (keyless GitHub Actions signers, SLSA v1 provenance). Three images in four are attested
    by the release workflow and pass the bench policy; the others only by a fork's workflow or
    a non-tag build, and fail it.
-2. Starts a real ``provenant serve`` (HTTPS, one worker) on that database, and the bare FastAPI
-   echo of bench/echo_app.py, served by uvicorn the same way.
+2. Starts a real ``provenant serve`` (HTTPS, one worker, which records decisions through its
+   recorder child process: PROVENANT_ADMISSION_RECORDER, default ``process``) on that database,
+   and the bare FastAPI echo of bench/echo_app.py, served by uvicorn the same way.
 3. Sends AdmissionReview v1 requests for 3-container Pods (80% allowed, 20% with one denied
    image) at 50 concurrent connections, a bounded number per run, 3 runs per side, interleaved
    (echo, webhook, echo, ...), and prints requests/s, p50 and p99 (min / median / max over
@@ -862,7 +863,9 @@ def main() -> None:
     print(f"admission bench: {args.attestations} attestations, 3-container Pods "
           f"({100 * ALLOWED_SHARE:.0f}% allowed), {args.concurrency} connections, "
           f"{args.requests} requests a run, {args.runs} runs a side, HTTPS, one server "
-          f"process each; {os.cpu_count()} CPUs, Python {platform.python_version()}")
+          f"process each (the webhook's records through "
+          f"{os.environ.get('PROVENANT_ADMISSION_RECORDER', 'process')}); "
+          f"{os.cpu_count()} CPUs, Python {platform.python_version()}")
     measured: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="provenant-bench-") as tmp:
         workdir = Path(tmp)

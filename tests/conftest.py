@@ -129,6 +129,9 @@ def app(db_url: str, policy_dir: Path):
             database_url=db_url,
             policy_dir=policy_dir,
             audit_key_file=policy_dir.parent / "audit-key.pem",
+            # In-process apps record in a thread: a child process per test app would cost a
+            # second each. The real server processes (tests/server.py) use the default.
+            admission_recorder="thread",
         )
     )
 

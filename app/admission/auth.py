@@ -9,11 +9,11 @@ from typing import Any
 
 from fastapi import Request
 
-from app.auth.dependencies import require
+from app.auth.dependencies import require_async
 from app.auth.schemas import Principal, Scope
 from app.errors import ApiError
 
-_admission_token = require(Scope.ADMISSION)
+_admission_token = require_async(Scope.ADMISSION)
 
 
 def certificate_principal(scope: Mapping[str, Any]) -> Principal | None:
@@ -29,11 +29,11 @@ def certificate_principal(scope: Mapping[str, Any]) -> Principal | None:
     return Principal(name=f"x509:{name}", scopes=frozenset({Scope.ADMISSION.value}))
 
 
-def webhook_caller(request: Request) -> Principal:
+async def webhook_caller(request: Request) -> Principal:
     """A token, when one is sent (a bad token is refused, whatever certificate came with it);
     else a verified client certificate, when a client CA is configured."""
     if request.headers.get("authorization"):
-        return _admission_token(request)
+        return await _admission_token(request)
     if request.app.state.settings.client_ca_file is not None:
         principal = certificate_principal(request.scope)
         if principal is not None:

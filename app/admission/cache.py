@@ -6,22 +6,28 @@ digest: policies select images by name and CEL conditions read the reference, so
 one digest can be judged differently.
 
 Invalidation: a single database row, ``attestation_index_version``, is bumped by every
-transaction that adds or revokes attestations (``attestations_changed``), and read by every
-decision before it looks at the cache. That is an equivalent of LISTEN/NOTIFY with a stronger
-guarantee and no moving parts: a change is visible to every replica's next decision the moment
-its transaction commits (not within a delivery delay), nothing is lost when a listener
-connection drops, and it works the same for several processes sharing one SQLite file. It costs
-one primary-key read per decision, next to the write every decision makes anyway. A policy
-reload changes the policy-set hash (so old entries no longer match) and clears the cache too.
+transaction that adds or revokes attestations (``attestations_changed``). Each process reads it
+at most every ``max_age`` seconds (``IndexVersionReader``; PROVENANT_ADMISSION_INDEX_MAX_AGE,
+0.25 s) and at once after a change committed through itself. That is an equivalent of
+LISTEN/NOTIFY with no moving parts: nothing is lost when a connection drops, it works the same
+for several processes sharing one SQLite file, and the bound holds by construction, since a
+value older than ``max_age`` is never used (the decision reads again instead). A revocation
+is acknowledged only ``max_age`` after it committed, so that once acknowledged, no replica
+anywhere can still admit on what it revoked. A policy reload changes the policy-set hash (so
+old entries no longer match) and clears the cache too.
 A time-to-live bounds what the key cannot see: the clock (exemption and layout expiry).
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import secrets
 import threading
 import time
+import weakref
 
+import anyio.to_thread
 from sqlalchemy import Connection, Engine, event, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -49,6 +55,8 @@ def attestations_changed(session: Session) -> None:
         return
     session.info[_PENDING] = True
     event.listen(session, "before_commit", _bump_before_commit, once=True)
+    # This process's own decisions see the change at once, not after max_age.
+    event.listen(session, "after_commit", _expire_readers, once=True)
     # A rolled-back transaction must not leave the flag set for the session's next one.
     event.listen(session, "after_rollback", _forget, once=True)
 
@@ -57,6 +65,11 @@ def _bump_before_commit(session: Session) -> None:
     # A listener left over from a rolled-back transaction finds no flag and does nothing.
     if session.info.pop(_PENDING, None):
         bump_index_version(session)
+
+
+def _expire_readers(_session: Session) -> None:
+    for reader in list(_READERS):
+        reader.expire()
 
 
 def _forget(session: Session) -> None:
@@ -93,6 +106,61 @@ def current_index_version(engine: Engine) -> int:
     admission pays for this one."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         return read_index_version(connection)
+
+
+_READERS: weakref.WeakSet[IndexVersionReader] = weakref.WeakSet()
+
+
+class IndexVersionReader:
+    """The index version as this process last read it, trusted for ``max_age`` seconds.
+
+    Every admission needs the version; reading it each time cost a database round trip per
+    decision. A value is used only while younger than ``max_age`` (measured from when its read
+    began), and a change committed in this process expires it at once.
+    """
+
+    def __init__(self, engine: Engine, max_age: float) -> None:
+        self.engine = engine
+        self.max_age = max_age
+        # (version, when its read began), replaced whole so readers never see half of it
+        self._state: tuple[int, float] = (0, -math.inf)
+        self._generation = 0  # bumped by expire(): a read that began before it is not kept
+        self._lock = threading.Lock()
+        self._refreshing: asyncio.Future[int] | None = None
+        _READERS.add(self)
+
+    def fresh(self) -> int | None:
+        """The version, if one read recently enough; else None (call ``read``)."""
+        value, read_at = self._state
+        if time.monotonic() - read_at < self.max_age:
+            return value
+        return None
+
+    def read(self) -> int:
+        generation = self._generation
+        started = time.monotonic()
+        value = current_index_version(self.engine)
+        with self._lock:
+            if generation == self._generation and started > self._state[1]:
+                self._state = (value, started)
+        return value
+
+    def current(self) -> int:
+        value = self.fresh()
+        return self.read() if value is None else value
+
+    async def refresh(self) -> None:
+        """``read`` in a worker thread, once for every decision of this event loop that finds
+        the version stale at the same moment (else each would take a thread and a connection)."""
+        task = self._refreshing
+        if task is None or task.done():
+            task = self._refreshing = asyncio.ensure_future(anyio.to_thread.run_sync(self.read))
+        await asyncio.shield(task)
+
+    def expire(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._state = (0, -math.inf)
 
 
 def cacheable(result: ImageResult) -> bool:

@@ -8,26 +8,35 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
+import os
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import insert
 
 from app.admission.extract import Extraction
 from app.admission.models import Decision, DecisionImage
 from app.admission.schemas import AdmissionRequest
 from app.admission.verdicts import Verdict
-from app.audit.service import record_event
+from app.audit.service import PendingEvent, append_events, pending_event
 from app.db import Database
 from app.policy.matching import parse_image
 
 DECISION_EVENT = "admission.decision"
 BREAK_GLASS_EVENT = "admission.break_glass"
 _ACTOR_LIMIT = 200  # audit_events.actor
+_DECISIONS = Decision.__table__
+_IMAGES = DecisionImage.__table__
+# Copied from the message into the decision's row as they are.
+_ROW_FIELDS = (
+    "id", "uid", "namespace", "kind", "name", "sub_resource", "operation", "user", "caller",
+    "allowed", "outcome", "reasons", "explanation", "policy_hash", "dry_run",
+)  # fmt: skip
 _EVENT_FIELDS = (
     "uid", "namespace", "kind", "name", "operation", "user", "caller", "allowed", "outcome",
     "dry_run", "policy_hash", "request_sha256",
@@ -38,16 +47,39 @@ def new_decision_id() -> str:
     """A UUID in the version 7 layout (48-bit milliseconds, then randomness): time-ordered, so
     PostgreSQL's index grows at one end, and unguessable enough to paste into a ticket."""
     millis = time.time_ns() // 1_000_000
-    rand_a, rand_b = secrets.randbits(12), secrets.randbits(62)
+    rand = _random_bits()
+    rand_a, rand_b = rand >> 62, rand & (2**62 - 1)
     value = (millis & (2**48 - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
     return str(uuid.UUID(int=value))
 
 
+_POOL = threading.local()
+_POOL_BYTES = 4096
+
+
+def _random_bits() -> int:
+    """74 bits from the operating system's generator, drawn from a per-thread pool: a
+    ``getrandom`` call per decision released the interpreter lock on the event loop, and
+    getting it back from a busy writer thread could cost a whole switch interval."""
+    pool: bytes = getattr(_POOL, "bytes", b"")
+    offset: int = getattr(_POOL, "offset", 0)
+    if offset + 10 > len(pool):
+        pool, offset = os.urandom(_POOL_BYTES), 0
+        _POOL.bytes = pool
+    _POOL.offset = offset + 10
+    return int.from_bytes(pool[offset : offset + 10], "big") >> 6
+
+
 def canonical_sha256(value: Any) -> str:
-    """Key order and spacing fixed, so the hash can be recomputed from what the database
-    returns (JSONB reorders keys)."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
+    """SHA-256 of the value's JSON with keys sorted (by code point), no whitespace, UTF-8,
+    strings unescaped beyond what JSON requires: recomputable from what the database returns
+    (JSONB reorders keys). orjson writes it; the standard library writes the same bytes for
+    what orjson refuses (integers beyond 64 bits)."""
+    try:
+        text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return hashlib.sha256(text).hexdigest()
 
 
 def without_managed_fields(request: dict[str, Any]) -> dict[str, Any]:
@@ -93,30 +125,102 @@ def images_of(record: DecisionRecord) -> list[dict[str, Any]]:
                 "reference": result.reference if result else None,
                 "containers": [c.label for c in record.extraction.containers_of(image)],
                 "allowed": result.allowed if result else None,
+                # Not stored in the images column: for the index rows (see prepare_message).
+                "policies": [p.name for p in result.policies] if result else [],
             }
         )
     return rows
 
 
-def image_index_rows(record: DecisionRecord, images: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def to_message(record: DecisionRecord) -> dict[str, Any]:
+    """The decision as plain JSON data: what the recorder needs and nothing it must compute.
+
+    Built where the decision was taken (the event loop); everything costly (copies, canonical
+    hashes, rows) is left to ``prepare_message``, which runs where the decision is written.
+    """
+    gvk = record.request.kind
+    return {
+        "id": record.id,
+        "at": record.at.isoformat(),
+        "uid": record.request.uid,
+        "namespace": record.namespace,
+        "kind": "/".join(p for p in (gvk.group, gvk.version, gvk.kind) if p),
+        "name": record.name,
+        "sub_resource": record.request.subResource,
+        "operation": record.request.operation,
+        "user": record.request.userInfo.username,
+        "caller": record.caller,
+        "images": images_of(record),
+        "allowed": record.verdict.allowed,
+        "outcome": record.verdict.outcome,
+        "reasons": record.verdict.reasons,
+        "explanation": {**record.verdict.explanation(), "response": record.response},
+        "break_glass": record.verdict.break_glass,
+        "policy_hash": record.policy_hash,
+        "dry_run": bool(record.request.dryRun),
+        "request": record.raw_request,
+    }
+
+
+@dataclass(frozen=True)
+class PreparedDecision:
+    """A decision's rows and audit event, built and hashed, ready for a transaction."""
+
+    id: str
+    row: dict[str, Any]
+    images: list[dict[str, Any]]
+    event: PendingEvent
+
+
+def prepare_message(message: dict[str, Any]) -> PreparedDecision:
+    """The rows and the audit event of a decision given as ``to_message`` data."""
+    at = datetime.fromisoformat(message["at"])
+    stored_request = without_managed_fields(message["request"])
+    explanation = message["explanation"]
+    entries = message["images"]
+    images = [{k: v for k, v in entry.items() if k != "policies"} for entry in entries]
+    row: dict[str, Any] = {
+        **{key: message[key] for key in _ROW_FIELDS},
+        "created_at": at,
+        "images": images,
+        "request": stored_request,
+        "request_sha256": canonical_sha256(stored_request),
+    }
+    payload = {
+        **{key: row[key] for key in _EVENT_FIELDS},
+        "decision": row["id"],
+        "images": [{"image": i["image"], "digest": i["digest"]} for i in images],
+        "break_glass": message["break_glass"],
+        "explanation_sha256": canonical_sha256(explanation),
+    }
+    event_type = BREAK_GLASS_EVENT if message["break_glass"] else DECISION_EVENT
+    actor = (row["user"] or "system:anonymous")[:_ACTOR_LIMIT]
+    return PreparedDecision(
+        row["id"],
+        row,
+        _image_index_rows(row["id"], at, entries),
+        pending_event(event_type, actor, payload),
+    )
+
+
+def _image_index_rows(
+    decision_id: str, at: datetime, entries: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """The decision's ``admission_decision_images`` rows. The digest is parsed from the image
     when the engine did not run (an excluded namespace), so "where did this digest run" also
     finds admissions that policy never looked at."""
-    policies: dict[str, list[str]] = {}
-    if record.verdict.evaluation is not None:
-        policies = {i.image: [p.name for p in i.policies] for i in record.verdict.evaluation.images}
     rows = []
-    for entry in images:
+    for entry in entries:
         try:
             ref = parse_image(entry["image"])
             repository, digest = ref.name, ref.digest_string
         except ValueError:
             repository, digest = None, None
-        names = policies.get(entry["image"], [])
+        names = entry["policies"]
         rows.append(
             {
-                "decision_id": record.id,
-                "created_at": record.at,
+                "decision_id": decision_id,
+                "created_at": at,
                 "image": entry["image"],
                 "repository": repository,
                 "digest": entry["digest"] or digest,
@@ -127,47 +231,18 @@ def image_index_rows(record: DecisionRecord, images: list[dict[str, Any]]) -> li
     return rows
 
 
-def save(db: Database, record: DecisionRecord) -> None:
-    stored_request = without_managed_fields(record.raw_request)
-    explanation = {**record.verdict.explanation(), "response": record.response}
-    gvk = record.request.kind
-    images = images_of(record)
-    row: dict[str, Any] = {
-        "id": record.id,
-        "created_at": record.at,
-        "uid": record.request.uid,
-        "namespace": record.namespace,
-        "kind": "/".join(p for p in (gvk.group, gvk.version, gvk.kind) if p),
-        "name": record.name,
-        "sub_resource": record.request.subResource,
-        "operation": record.request.operation,
-        "user": record.request.userInfo.username,
-        "caller": record.caller,
-        "images": images,
-        "allowed": record.verdict.allowed,
-        "outcome": record.verdict.outcome,
-        "reasons": record.verdict.reasons,
-        "explanation": explanation,
-        "policy_hash": record.policy_hash,
-        "dry_run": bool(record.request.dryRun),
-        "request": stored_request,
-        "request_sha256": canonical_sha256(stored_request),
-    }
-    payload = {
-        **{key: row[key] for key in _EVENT_FIELDS},
-        "decision": record.id,
-        "images": [{"image": i["image"], "digest": i["digest"]} for i in images],
-        "break_glass": record.verdict.break_glass,
-        "explanation_sha256": canonical_sha256(explanation),
-    }
-    event_type = BREAK_GLASS_EVENT if record.verdict.break_glass else DECISION_EVENT
-    actor = (row["user"] or "system:anonymous")[:_ACTOR_LIMIT]
+def prepare(record: DecisionRecord) -> PreparedDecision:
+    return prepare_message(to_message(record))
+
+
+def write_prepared(db: Database, decisions: list[PreparedDecision]) -> None:
     with db.session() as session:
-        # The decision first, the event last: the audit log's lock (taken by record_event, held
-        # to the commit) then covers two statements instead of four. Every admission takes
-        # that lock, so its hold time is what bounds decisions per second. A bulk insert: the
-        # ORM's unit of work would cost more than the row.
-        session.execute(insert(Decision), [row])
+        # The decisions first, the events last: the audit log's lock (taken by append_events,
+        # held to the commit) then covers only the events' statements. Every admission takes
+        # that lock, so its hold time is what bounds decisions per second. Core inserts: the
+        # ORM's unit of work would cost more than the rows.
+        session.execute(insert(_DECISIONS), [d.row for d in decisions])
+        images = [image for d in decisions for image in d.images]
         if images:
-            session.execute(insert(DecisionImage), image_index_rows(record, images))
-        record_event(session, event_type, actor, payload)
+            session.execute(insert(_IMAGES), images)
+        append_events(session, [d.event for d in decisions])

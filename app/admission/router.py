@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import ValidationError
 
+from app import jsoncodec
 from app.admission.auth import webhook_caller
-from app.admission.cache import DecisionCache
 from app.admission.extract import ExtractError
 from app.admission.models import Decision
 from app.admission.schemas import AdmissionReview
-from app.admission.service import Admission, decide, extract_images
+from app.admission.service import Admission, decide_async, extract_images
 from app.auth.dependencies import require
 from app.auth.schemas import Principal, Scope
 from app.errors import ApiError
@@ -27,21 +24,33 @@ router = APIRouter(tags=["admission"])
 @router.post("/k8s/validate")
 async def validate(
     request: Request, caller: Annotated[Principal, Depends(webhook_caller)]
-) -> JSONResponse:
-    """An AdmissionReview v1 (or v1beta1) in, the same apiVersion and kind out."""
-    body = await _read_body(request, request.app.state.settings.max_upload_bytes)
+) -> Response:
+    """An AdmissionReview v1 (or v1beta1) in, the same apiVersion and kind out.
+
+    Served by ``app.admission.fast_path`` ahead of the router (same code, below); this route
+    documents the endpoint and answers if the fast path is not installed."""
+    return Response(await answer_review(request, caller), media_type="application/json")
+
+
+async def answer_review(request: Request, caller: Principal) -> bytes:
+    """The JSON answer to the AdmissionReview in ``request``'s body; ApiError when malformed."""
+    state = request.app.state
+    body = await _read_body(request, state.settings.max_upload_bytes)
     review, raw_request = parse_review(body)
     try:
         extraction = extract_images(review.request)
     except ExtractError as exc:
         raise ApiError(400, "malformed_review", f"request.object: {exc}") from exc
-    # Decisions serialize on the audit log's append anyway; letting every request into the
-    # threadpool only makes them queue on locks and the GIL, which stretches the tail (p99).
-    async with request.app.state.admission_slots:
-        answer = await run_in_threadpool(
-            decide, admission(request), review, raw_request, extraction, caller.name
-        )
-    return JSONResponse(answer.as_json())
+    answer = await decide_async(
+        admission(request),
+        state.decision_recorder,
+        state.admission_slots,
+        review,
+        raw_request,
+        extraction,
+        caller.name,
+    )
+    return jsoncodec.dumps(answer.as_json())
 
 
 @router.get("/v1/decisions/{decision_id}")
@@ -88,16 +97,18 @@ def decision_view(row: Decision, *, include_request: bool = False) -> dict[str, 
 
 def admission(request: Request) -> Admission:
     state = request.app.state
-    cache = getattr(state, "admission_cache", None)
-    if cache is None:  # an app that did not create one at startup still answers correctly
-        cache = state.admission_cache = DecisionCache(state.settings.admission_cache_seconds)
-    return Admission(db=state.db, policies=state.policies, cache=cache)
+    return Admission(
+        db=state.db,
+        policies=state.policies,
+        cache=state.admission_cache,
+        index=state.admission_index,
+    )
 
 
 def parse_review(body: bytes) -> tuple[AdmissionReview, dict[str, Any]]:
     """The review, and its request as a plain dict (recorded as received)."""
     try:
-        data = json.loads(body)
+        data = jsoncodec.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "malformed_review", f"the body is not JSON: {exc}") from exc
     if not isinstance(data, dict):

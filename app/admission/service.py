@@ -8,16 +8,21 @@ an unrecorded admission is exactly what an audit trail must not have.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio.to_thread
+
 from app.admission import record as records
-from app.admission.cache import DecisionCache, current_index_version
+from app.admission.cache import DecisionCache, IndexVersionReader, current_index_version
 from app.admission.extract import EPHEMERAL_SUBRESOURCE, ExtractError, Extraction, extract
 from app.admission.lookup import image_digests, prefetching_lookup
+from app.admission.recorder import Recorder
 from app.admission.respond import object_name, respond
 from app.admission.schemas import AdmissionRequest, AdmissionReview, AdmissionReviewResponse
 from app.admission.verdicts import (
@@ -46,6 +51,20 @@ class Admission:
     db: Database
     policies: PolicyStore
     cache: DecisionCache
+    # None: read the index version for every decision (CLI replays, tests).
+    index: IndexVersionReader | None = None
+
+
+class NeedsDatabase(Exception):
+    """Deciding needs a database read: leave the event loop for a worker thread."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A decision taken, answered and ready to record."""
+
+    response: AdmissionReviewResponse
+    record: records.DecisionRecord
 
 
 def extract_images(request: AdmissionRequest) -> Extraction | None:
@@ -56,13 +75,49 @@ def extract_images(request: AdmissionRequest) -> Extraction | None:
     return extract(request.kind.group, request.kind.kind, request.object, request.subResource)
 
 
-def decide(
+async def decide_async(
     admission: Admission,
+    recorder: Recorder,
+    slots: asyncio.Semaphore,
     review: AdmissionReview,
     raw_request: dict[str, Any],
     extraction: Extraction | None,
     caller: str,
 ) -> AdmissionReviewResponse:
+    """Decide on the event loop when every image's evaluation is cached (the common case: a
+    Deployment's replicas, restarts, rollouts); otherwise in a worker thread, at most ``slots``
+    at once, since evaluation then reads the database. Recording is a group commit."""
+    index = admission.index
+    if index is not None and index.fresh() is None:
+        # One primary-key read, off the loop; then the decision can usually stay on it.
+        await index.refresh()
+    try:
+        prepared = prepare(admission, review, raw_request, extraction, caller, cached_only=True)
+    except NeedsDatabase:
+        # Evaluations that read the database serialize on it and on the GIL anyway; letting
+        # every request into the threadpool only makes them queue there and stretches the tail.
+        async with slots:
+            prepared = await anyio.to_thread.run_sync(
+                functools.partial(prepare, admission, review, raw_request, extraction, caller)
+            )
+    try:
+        await recorder.record(prepared.record)
+    except Exception as exc:
+        return _unrecorded(review, prepared, exc)
+    return prepared.response
+
+
+def prepare(
+    admission: Admission,
+    review: AdmissionReview,
+    raw_request: dict[str, Any],
+    extraction: Extraction | None,
+    caller: str,
+    *,
+    cached_only: bool = False,
+) -> Prepared:
+    """Judge the request and build its answer and its record. With ``cached_only``, raise
+    NeedsDatabase instead of reading the database."""
     request = review.request
     now = datetime.now(UTC)
     decision_id = records.new_decision_id()
@@ -70,7 +125,14 @@ def decide(
     policy_hash = policy_set.content_hash if policy_set else None
     namespace = request.namespace or _object_namespace(request)
     verdict = judge_or_error(
-        admission, request, extraction, policy_set, namespace, now, label=decision_id
+        admission,
+        request,
+        extraction,
+        policy_set,
+        namespace,
+        now,
+        label=decision_id,
+        cached_only=cached_only,
     )
     response = respond(review, verdict, decision_id, policy_hash)
     record = records.DecisionRecord(
@@ -86,20 +148,26 @@ def decide(
         name=request.name or object_name(request),
         response=response.as_json()["response"],
     )
-    try:
-        records.save(admission.db, record)
-    except Exception as exc:
-        log.exception(
-            "admission %s (%s): the decision could not be recorded", request.uid, decision_id
-        )
-        unrecorded = from_error(
-            f"recording failed: {type(exc).__name__}: {exc}",
-            f"{type(exc).__name__} while recording the decision",
-            allowed=False,
-            rule="rule: every decision is recorded",
-        )
-        return respond(review, unrecorded, None, policy_hash)
-    return response
+    return Prepared(response, record)
+
+
+def _unrecorded(
+    review: AdmissionReview, prepared: Prepared, exc: Exception
+) -> AdmissionReviewResponse:
+    """A decision that could not be recorded is refused, whatever it was."""
+    log.error(
+        "admission %s (%s): the decision could not be recorded",
+        review.request.uid,
+        prepared.record.id,
+        exc_info=exc,
+    )
+    unrecorded = from_error(
+        f"recording failed: {type(exc).__name__}: {exc}",
+        f"{type(exc).__name__} while recording the decision",
+        allowed=False,
+        rule="rule: every decision is recorded",
+    )
+    return respond(review, unrecorded, None, prepared.record.policy_hash)
 
 
 def judge_or_error(
@@ -111,11 +179,16 @@ def judge_or_error(
     now: datetime,
     *,
     label: str,
+    cached_only: bool = False,
 ) -> Verdict:
     """``judge``, with an internal failure turned into its onError verdict. Records nothing:
     policy simulation replays requests through here too."""
     try:
-        return judge(admission, request, extraction, policy_set, namespace, now)
+        return judge(
+            admission, request, extraction, policy_set, namespace, now, cached_only=cached_only
+        )
+    except NeedsDatabase:
+        raise
     except Exception as exc:
         log.exception("admission %s (%s): evaluation failed", request.uid, label)
         return _error_verdict(exc, policy_set, extraction, namespace)
@@ -128,6 +201,8 @@ def judge(
     policy_set: PolicySet | None,
     namespace: str | None,
     now: datetime,
+    *,
+    cached_only: bool = False,
 ) -> Verdict:
     if request.operation in ("DELETE", "CONNECT"):
         return not_evaluated("skipped", f"{request.operation} requests are not evaluated")
@@ -161,7 +236,7 @@ def judge(
         images = [image for image in images if image not in before]
         if not images:
             return not_evaluated("unchanged", "the update changes no image")
-    evaluation = evaluate(admission, images, namespace, policy_set, now)
+    evaluation = evaluate(admission, images, namespace, policy_set, now, cached_only=cached_only)
     verdict = from_evaluation(evaluation, extraction, config, now)
     return apply_break_glass(
         verdict,
@@ -177,19 +252,23 @@ def evaluate(
     namespace: str | None,
     policy_set: PolicySet,
     now: datetime,
+    *,
+    cached_only: bool = False,
 ) -> Evaluation:
     """The engine's evaluation of ``images``, each taken from the cache when it can be."""
     cache = admission.cache
     results: dict[str, ImageResult] = {}
     # Read before any attestation: a change committed after this read has a newer version, so
     # whatever this decision caches from it is never reused once the change is visible.
-    version = current_index_version(admission.db.engine)
+    version = _index_version(admission, cached_only)
     for image in images:
         hit = cache.get(version, (image, namespace, policy_set.content_hash))
         if hit is not None:
             results[image] = hit
     missing = [image for image in images if image not in results]
     if missing:
+        if cached_only:
+            raise NeedsDatabase
         with admission.db.session() as session:
             lookup = prefetching_lookup(session, image_digests(missing))
             fresh = evaluate_images(missing, namespace, policy_set, lookup, now)
@@ -205,6 +284,20 @@ def evaluate(
         evaluated_at=now,
         namespace=namespace,
     )
+
+
+def _index_version(admission: Admission, cached_only: bool) -> int:
+    reader = admission.index
+    if reader is None:
+        if cached_only:
+            raise NeedsDatabase
+        return current_index_version(admission.db.engine)
+    version = reader.fresh()
+    if version is not None:
+        return version
+    if cached_only:
+        raise NeedsDatabase
+    return reader.read()
 
 
 def _images_before(request: AdmissionRequest) -> set[str]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 
+from app import jsoncodec
 from app.attestations import service
 from app.attestations.presenters import detail, summary
 from app.attestations.schemas import (
@@ -21,7 +22,7 @@ from app.attestations.schemas import (
     RevokeRequest,
     UploadResult,
 )
-from app.auth.dependencies import require
+from app.auth.dependencies import require, require_async
 from app.auth.schemas import Principal, Scope
 from app.errors import ApiError
 from app.request_body import BodyTooLarge, read_limited
@@ -87,7 +88,7 @@ def _trust(request: Request):  # noqa: ANN202
 )
 async def upload(
     request: Request,
-    principal: Annotated[Principal, Depends(require(Scope.UPLOAD))],
+    principal: Annotated[Principal, Depends(require_async(Scope.UPLOAD))],
     subject_digest: Annotated[
         str | None, Query(description="for message-signature bundles: sha256:<hex> signed")
     ] = None,
@@ -136,7 +137,7 @@ async def upload(
             status = 207
         else:
             status = 201 if counts["created"] else 200
-        return JSONResponse(response.model_dump(mode="json"), status)
+        return _json(response.model_dump(mode="json"), status)
 
     outcome = await run_in_threadpool(
         service.ingest, db, trust, body, uploader=principal.name, subject=subject,
@@ -146,7 +147,11 @@ async def upload(
         status = 400 if outcome.error.code == "malformed" else 422
         raise ApiError(status, outcome.error.code, outcome.error.message, outcome.error.details)
     result = _result(outcome)
-    return JSONResponse(result.model_dump(mode="json"), 201 if outcome.status == "created" else 200)
+    return _json(result.model_dump(mode="json"), 201 if outcome.status == "created" else 200)
+
+
+def _json(content: object, status: int) -> Response:
+    return Response(jsoncodec.dumps(content), status, media_type="application/json")
 
 
 def _result(outcome: service.Outcome) -> UploadResult:
@@ -226,6 +231,9 @@ def revoke(
     row = service.revoke(db, attestation_id, reason, principal.name)
     if row is None:
         raise ApiError(404, "not_found", f"no attestation {attestation_id}")
+    # Other processes trust the index version they read for up to this long (see
+    # app/admission/cache.py): past it, none of them can admit on the revoked attestation.
+    time.sleep(request.app.state.settings.admission_index_max_age)
     with db.session() as session:
         stored = service.get_attestation(session, row.id)
         assert stored is not None

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import rfc8785
 
 from app.audit.merkle import hash_leaf
 
 LEAF_VERSION = 1
+_SAFE_INTEGER = 2**53  # RFC 8785 numbers are IEEE doubles: integers must stay below this
 
 
 def normalize_payload(payload: dict[str, Any]) -> dict[str, Any]:
@@ -28,11 +30,52 @@ def normalize_payload(payload: dict[str, Any]) -> dict[str, Any]:
     """
     if not isinstance(payload, dict):
         raise TypeError(f"audit payload must be a JSON object, not {type(payload).__name__}")
+    if _plain(payload):
+        try:
+            return orjson.loads(orjson.dumps(payload))  # type: ignore[no-any-return]
+        except orjson.JSONEncodeError:
+            pass  # a lone surrogate: the standard library's round trip decides
     return json.loads(json.dumps(payload, allow_nan=False))
 
 
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 JSON of ``value``.
+
+    Events are appended on every admission, and the reference implementation (``rfc8785``,
+    pure Python) cost more than the rest of an append. For JSON without floating-point numbers
+    and without keys that sort differently by UTF-16 code units than by code points, RFC 8785
+    is exactly orjson's compact, key-sorted output (same string escapes, integers as digits;
+    tests/audit/test_leaf.py checks the two agree on generated values); anything else goes to
+    the reference implementation.
+    """
+    if _plain(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass  # a lone surrogate: let the reference implementation decide
+    return rfc8785.dumps(value)
+
+
+def _plain(value: Any) -> bool:
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not (key.isascii() or max(key) < "\ue000"):
+                return False
+            if not _plain(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(_plain(item) for item in value)
+    if kind is int:
+        return -_SAFE_INTEGER < value < _SAFE_INTEGER
+    return False
+
+
 def payload_hash(payload: dict[str, Any]) -> str:
-    return hashlib.sha256(rfc8785.dumps(payload)).hexdigest()
+    return hashlib.sha256(canonical_json(payload)).hexdigest()
 
 
 def format_time(value: datetime) -> str:
@@ -51,7 +94,7 @@ def parse_time(value: str) -> datetime:
 
 def leaf_input(seq: int, time: str, type_: str, actor: str, payload_hash_hex: str) -> bytes:
     """RFC 8785 JSON of the event's identity; the payload enters through its hash."""
-    return rfc8785.dumps(
+    return canonical_json(
         {
             "actor": actor,
             "payload_hash": payload_hash_hex,

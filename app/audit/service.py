@@ -17,7 +17,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -52,40 +52,77 @@ def payload_hash(payload: dict[str, Any]) -> str:
 
 def record_event(session: Session, type_: str, actor: str, payload: dict[str, Any]) -> AuditEvent:
     """Append an event in the caller's transaction (see the module docstring for the locking)."""
-    payload = normalize_payload(payload)
-    p_hash = leaf.payload_hash(payload)  # before the lock: a bad payload fails without waiting
-    seq = _claim_seq(session)
+    return record_events(session, [(type_, actor, payload)])[0]
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """An event checked and hashed, waiting for its sequence number."""
+
+    type: str
+    actor: str
+    payload: dict[str, Any]
+    payload_hash: str
+
+
+def pending_event(type_: str, actor: str, payload: dict[str, Any]) -> PendingEvent:
+    """Check and hash an event before any lock is taken: a bad payload fails without waiting,
+    and batch writers can do this work outside their transaction."""
+    normalized = normalize_payload(payload)
+    return PendingEvent(type_, actor, normalized, leaf.payload_hash(normalized))
+
+
+def record_events(
+    session: Session, events: Sequence[tuple[str, str, dict[str, Any]]]
+) -> list[AuditEvent]:
+    """Append several events, in order, in the caller's transaction."""
+    return append_events(session, [pending_event(*event) for event in events])
+
+
+def append_events(session: Session, events: Sequence[PendingEvent]) -> list[AuditEvent]:
+    """Append prepared events, in order, in the caller's transaction: one claim of the head row
+    for all of them, so a batch of decisions takes the log's lock once."""
+    if not events:
+        return []
+    first = _claim_seqs(session, len(events))
     # The time is taken after the lock, so time never goes backwards along the sequence (within
     # one host's clock).
     created_at = datetime.now(UTC)
     time = format_time(created_at)
-    event = AuditEvent(
-        seq=seq,
-        created_at=created_at,
-        type=type_,
-        actor=actor,
-        payload=payload,
-        payload_hash=p_hash,
-        leaf_hash=leaf.leaf_hash(seq, time, type_, actor, p_hash).hex(),
-    )
-    # A Core insert: the ORM's unit of work at commit would cost more than the row, and every
-    # append holds the log's lock until that commit. The returned object stays transient.
-    session.execute(
-        insert(AuditEvent.__table__),
-        [{c.key: getattr(event, c.key) for c in AuditEvent.__table__.columns}],
-    )
-    return event
+    rows = []
+    for offset, event in enumerate(events):
+        seq = first + offset
+        leaf_hash = leaf.leaf_hash(seq, time, event.type, event.actor, event.payload_hash)
+        rows.append(
+            {
+                "seq": seq,
+                "created_at": created_at,
+                "type": event.type,
+                "actor": event.actor,
+                "payload": event.payload,
+                "payload_hash": event.payload_hash,
+                "leaf_hash": leaf_hash.hex(),
+            }
+        )
+    # A Core insert: the ORM's unit of work at commit would cost more than the rows, and every
+    # append holds the log's lock until that commit.
+    session.execute(insert(AuditEvent.__table__), rows)
+    return [AuditEvent(**row) for row in rows]  # transient: for the caller to read
 
 
-def _claim_seq(session: Session) -> int:
+def _claim_seqs(session: Session, count: int) -> int:
+    """The first of ``count`` consecutive sequence numbers, taken from the head row."""
     increment = (
-        update(_HEAD).where(_HEAD.c.id == 1).values(size=_HEAD.c.size + 1).returning(_HEAD.c.size)
+        update(_HEAD)
+        .where(_HEAD.c.id == 1)
+        .values(size=_HEAD.c.size + count)
+        .returning(_HEAD.c.size)
     )
     size = session.execute(increment).scalar_one_or_none()
     if size is None:
         _create_head(session)
         size = session.execute(increment).scalar_one()
-    return int(size) - 1
+    return int(size) - count
 
 
 def _create_head(session: Session) -> None:

@@ -9,6 +9,7 @@ name a tag or digest themselves: a policy about an image applies whatever tag it
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -80,10 +81,13 @@ def _looks_like_domain(component: str) -> bool:
     )
 
 
+# Every admission parses each of its images several times (policy selection, the index rows),
+# and a cluster runs few distinct images: the results are immutable, so they are shared.
+@functools.lru_cache(maxsize=16384)
 def parse_image(reference: str) -> ImageRef:
     """Parse and normalize ``reference``; raise ValueError saying what is wrong with it."""
     text = reference.strip()
-    if not text or any(c.isspace() for c in text):
+    if not text or len(text.split()) != 1:
         raise ValueError(f"invalid image reference {reference!r}: empty or contains whitespace")
     rest, _, digest_text = text.partition("@")
     digest = _parse_digest(digest_text, reference) if digest_text else None

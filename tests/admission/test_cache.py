@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -234,3 +235,17 @@ def test_the_revocation_endpoint_reaches_the_cache(
     )
     assert revoked.status_code == 200, revoked.text
     assert validate(client, body, webhook)["allowed"] is False
+
+
+def test_a_revocation_is_acknowledged_only_once_no_replica_can_trust_an_older_version(
+    client: TestClient, app: FastAPI, attest, tokens
+) -> None:
+    attestation_id = attest(NEW)
+    started = time.monotonic()
+    revoked = client.post(
+        f"/v1/attestations/{attestation_id}/revoke",
+        json={"reason": "builder compromised"},
+        headers=tokens("admin"),
+    )
+    assert revoked.status_code == 200, revoked.text
+    assert time.monotonic() - started >= app.state.settings.admission_index_max_age

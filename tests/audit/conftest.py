@@ -32,6 +32,7 @@ def settings(db_url: str, policy_dir: Path, key_file: Path) -> Settings:
         audit_key_file=key_file,
         audit_origin=ORIGIN,
         audit_checkpoint_interval=0,
+        admission_recorder="thread",  # see tests/conftest.py
     )
 
 

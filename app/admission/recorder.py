@@ -1,0 +1,147 @@
+"""Group commit for admission decisions, in a writer thread (PROVENANT_ADMISSION_RECORDER=thread;
+``recorder_process`` does the same in a child process, the default for ``provenant serve``).
+
+Every decision is committed, with its audit event, before its answer leaves (an unrecorded
+admission is exactly what an audit trail must not have). Committing each one in its own
+transaction made the audit log's lock and the per-transaction overhead the ceiling on decisions
+per second. Here one writer thread per process takes every decision waiting at that moment and
+commits them together: the requests wait for that commit, no less durably than before, while
+the event loop goes on deciding the next ones. Under load a batch holds every decision that
+arrived during the previous commit; alone, a decision is committed at once. The thread shares
+the interpreter lock with the event loop, which is why the child process is the default.
+
+A batch that fails is retried one decision at a time, so one unrecordable decision (a value
+the database refuses) fails only its own request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from app.admission.record import DecisionRecord, PreparedDecision, prepare, write_prepared
+from app.db import Database
+
+log = logging.getLogger("provenant.admission")
+
+_Entry = tuple[PreparedDecision, "asyncio.Future[None]", asyncio.AbstractEventLoop]
+_Outcome = tuple["asyncio.Future[None]", BaseException | None]
+
+
+class Recorder(Protocol):
+    """Commits decisions before their answers leave: in a thread of the serving process
+    (``DecisionRecorder``) or in a child process (``recorder_process.ProcessRecorder``)."""
+
+    async def start(self) -> None: ...
+
+    async def record(self, record: DecisionRecord) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class RecorderClosed(RuntimeError):
+    """The process is shutting down: the decision cannot be recorded any more."""
+
+
+class DecisionRecorder:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_batch: int = 200,
+        save: Callable[[Database, list[PreparedDecision]], None] = write_prepared,
+    ) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self._save = save
+        self._pending: list[_Entry] = []
+        self._wakeup = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.batches = 0
+        self.recorded = 0
+
+    async def record(self, record: DecisionRecord) -> None:
+        """Return once ``record`` is committed; raise what recording it raised."""
+        # Rows, JSON and hashes are built here, in the caller's thread: the writer then needs
+        # the interpreter lock only briefly per batch, instead of contending with the event
+        # loop for it all along (each handover can cost the loop a whole switch interval).
+        prepared = prepare(record)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._wakeup:
+            if self._closed:
+                raise RecorderClosed("the server is shutting down")
+            self._pending.append((prepared, future, loop))
+            if self._thread is None:
+                # Started on first use, in the serving process (never before a fork).
+                self._thread = threading.Thread(
+                    target=self._run, name="provenant-decision-recorder", daemon=True
+                )
+                self._thread.start()
+            self._wakeup.notify()
+        # A client that hangs up cancels only its wait: the decision stays queued and is recorded.
+        await future
+
+    async def start(self) -> None:
+        """Nothing to do: the writer thread starts with the first decision."""
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Record what is queued, then stop."""
+        with self._wakeup:
+            self._closed = True
+            self._wakeup.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._wakeup:
+                while not self._pending and not self._closed:
+                    self._wakeup.wait()
+                if not self._pending:
+                    return
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
+            self._settle(self._write(batch))
+
+    def _write(self, batch: list[_Entry]) -> list[tuple[_Entry, BaseException | None]]:
+        try:
+            self._save(self.db, [prepared for prepared, _, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                return [(batch[0], exc)]
+            log.warning("a batch of %d decisions failed (%s); recording one by one",
+                        len(batch), exc)
+            return [entry for one in batch for entry in self._write([one])]
+        self.batches += 1
+        self.recorded += len(batch)
+        return [(entry, None) for entry in batch]
+
+    @staticmethod
+    def _settle(results: list[tuple[_Entry, BaseException | None]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+        for (_record, future, loop), error in results:
+            by_loop.setdefault(loop, []).append((future, error))
+        for loop, outcomes in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, outcomes)
+            except RuntimeError:  # that loop is closed: nobody waits for these any more
+                pass
+
+
+def _resolve(outcomes: list[_Outcome]) -> None:
+    for future, error in outcomes:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)

@@ -1,0 +1,294 @@
+"""Recording decisions in a child process, for ``provenant serve``.
+
+A decision's answer leaves only once the decision and its audit event are committed. Building
+their rows (copies, canonical hashes, JSON) and writing them is Python work, and in a thread of
+the serving process it competes with the event loop for the interpreter lock: on two cores the
+webhook then ran at half the speed of the same work without recording. Here the serving process
+hands each decision over as plain data (``record.to_message``) on a socket, and one child
+process per serving process builds the rows and commits them, group-committing whatever
+arrived while it was busy, then acknowledges each decision by id.
+
+If the child dies, every decision waiting on it fails (its request is refused as "not
+recorded", never admitted unrecorded) and the next decision starts a new child.
+
+Wire format, both ways: a 4-byte big-endian length, then that many bytes of JSON. Parent to
+child: one ``to_message`` object. Child to parent: ``{"ok": [ids], "failed": [[id, error]]}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+from typing import Any
+
+import orjson
+
+from app.admission.record import DecisionRecord, prepare_message, to_message, write_prepared
+from app.db import Database
+
+log = logging.getLogger("provenant.admission")
+
+_HEADER = struct.Struct(">I")
+MAX_BATCH = 200
+_START_TIMEOUT = 60.0
+
+
+class RecorderUnavailable(RuntimeError):
+    """The recorder process is gone (or the server is shutting down)."""
+
+
+class RecordingFailed(RuntimeError):
+    """The recorder could not write this decision; the message says why."""
+
+
+# Parent side ------------------------------------------------------------------------------------
+
+
+class ProcessRecorder:
+    """The serving process's end: same interface as ``recorder.DecisionRecorder``."""
+
+    def __init__(self, database_url: str, *, max_batch: int = MAX_BATCH) -> None:
+        self.database_url = database_url
+        self.max_batch = max_batch
+        self._process: subprocess.Popen[bytes] | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._pending: dict[str, asyncio.Future[None]] = {}
+        self._starting: asyncio.Lock | None = None
+        self._closed = False
+        self.recorded = 0
+        self.restarts = -1  # the first start is not a restart
+
+    async def record(self, record: DecisionRecord) -> None:
+        """Return once ``record`` is committed; raise if it could not be."""
+        message = orjson.dumps(to_message(record), option=orjson.OPT_NON_STR_KEYS)
+        writer = await self._ensure_started()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending[record.id] = future
+        writer.write(_HEADER.pack(len(message)) + message)
+        # A client that hangs up cancels only its wait: the decision is still recorded.
+        await future
+
+    async def start(self) -> None:
+        """Start the child now (server startup), rather than on the first decision: its imports
+        take about a second, which no admission should wait for."""
+        await self._ensure_started()
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    async def _ensure_started(self) -> asyncio.StreamWriter:
+        if self._closed:
+            raise RecorderUnavailable("the server is shutting down")
+        if self._writer is not None and self.alive:
+            return self._writer
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._writer is None or not self.alive:
+                await self._start()
+        assert self._writer is not None
+        return self._writer
+
+    async def _start(self) -> None:
+        await self._stop_child()
+        parent, child = socket.socketpair()
+        try:
+            command = [sys.executable, "-m", "app.admission.recorder_process"]
+            command += ["--fd", str(child.fileno()), "--max-batch", str(self.max_batch)]
+            self._process = subprocess.Popen(
+                command,
+                pass_fds=(child.fileno(),),
+                env={**os.environ, "PROVENANT_DATABASE_URL": self.database_url},
+            )
+        finally:
+            child.close()
+        reader, writer = await asyncio.open_connection(sock=parent)
+        try:
+            # The child says it is ready once imported: decisions never queue behind its start.
+            await asyncio.wait_for(_read_frame(reader), _START_TIMEOUT)
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
+            writer.close()
+            raise RecorderUnavailable(f"the decision recorder did not start: {exc!r}") from exc
+        self._writer = writer
+        self._reader_task = asyncio.create_task(self._read_acks(reader))
+        self.restarts += 1
+        if self.restarts:
+            log.warning("decision recorder restarted (%d restarts)", self.restarts)
+
+    async def _read_acks(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                ack = await _read_frame(reader)
+                for decision_id in ack["ok"]:
+                    self.recorded += 1
+                    _settle(self._pending.pop(decision_id, None), None)
+                for decision_id, error in ack["failed"]:
+                    _settle(self._pending.pop(decision_id, None), RecordingFailed(error))
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        finally:
+            self._writer = None
+            pending, self._pending = self._pending, {}
+            if pending:
+                log.error("decision recorder exited with %d decisions unacknowledged", len(pending))
+            for future in pending.values():
+                _settle(future, RecorderUnavailable("the decision recorder process exited"))
+
+    async def aclose(self, timeout: float = 30.0) -> None:
+        """Wait for what was sent to be acknowledged, then stop the child."""
+        self._closed = True
+        pending = [f for f in self._pending.values() if not f.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+        await self._stop_child(timeout)
+
+    async def _stop_child(self, timeout: float = 10.0) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()  # EOF: the child writes what it has and exits
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+        process, self._process = self._process, None
+        if process is not None:
+            try:
+                await asyncio.to_thread(process.wait, timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                await asyncio.to_thread(process.wait)
+        if self._reader_task is not None:
+            await asyncio.gather(self._reader_task, return_exceptions=True)
+            self._reader_task = None
+
+    def close(self) -> None:
+        """For a caller without an event loop: stop the child without waiting for acks."""
+        self._closed = True
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> dict[str, Any]:
+    header = await reader.readexactly(_HEADER.size)
+    return orjson.loads(await reader.readexactly(_HEADER.unpack(header)[0]))  # type: ignore[no-any-return]
+
+
+def _settle(future: asyncio.Future[None] | None, error: BaseException | None) -> None:
+    if future is None or future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+# Child side -------------------------------------------------------------------------------------
+
+
+def serve(sock: socket.socket, db: Database, max_batch: int = MAX_BATCH) -> None:
+    """Read decisions until EOF; commit each batch that is waiting; acknowledge by id."""
+    sock.sendall(_frame({"ready": True}))
+    buffer = bytearray()
+    eof = False
+    while not eof or len(buffer) >= _HEADER.size:
+        if not eof and not _complete_message(buffer):
+            data = sock.recv(1 << 20)  # block until something arrives
+            eof = not data
+            buffer += data
+        # Then take whatever else is already there, without waiting.
+        while not eof:
+            try:
+                data = sock.recv(1 << 20, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            eof = not data
+            buffer += data
+        messages = _take_messages(buffer, max_batch)
+        if messages:
+            sock.sendall(_frame(_write(db, messages)))
+        elif eof:
+            break
+
+
+def _complete_message(buffer: bytearray) -> bool:
+    if len(buffer) < _HEADER.size:
+        return False
+    return len(buffer) >= _HEADER.size + _HEADER.unpack_from(buffer)[0]
+
+
+def _take_messages(buffer: bytearray, limit: int) -> list[dict[str, Any]]:
+    messages = []
+    while len(messages) < limit and _complete_message(buffer):
+        size = _HEADER.unpack_from(buffer)[0]
+        messages.append(orjson.loads(bytes(buffer[_HEADER.size : _HEADER.size + size])))
+        del buffer[: _HEADER.size + size]
+    return messages
+
+
+def _write(db: Database, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    ok: list[str] = []
+    failed: list[list[str]] = []
+    prepared = []
+    for message in messages:
+        try:
+            prepared.append(prepare_message(message))
+        except Exception as exc:  # a payload the audit log refuses: this decision only
+            failed.append([message.get("id", ""), f"{type(exc).__name__}: {exc}"])
+    try:
+        write_prepared(db, prepared)
+        ok = [p.id for p in prepared]
+    except Exception as exc:
+        if len(prepared) == 1:
+            failed.append([prepared[0].id, f"{type(exc).__name__}: {exc}"])
+        else:
+            log.warning("a batch of %d decisions failed (%s); recording one by one",
+                        len(prepared), exc)
+            for one in prepared:
+                try:
+                    write_prepared(db, [one])
+                    ok.append(one.id)
+                except Exception as single:
+                    failed.append([one.id, f"{type(single).__name__}: {single}"])
+    return {"ok": ok, "failed": failed}
+
+
+def _frame(ack: dict[str, Any]) -> bytes:
+    data = orjson.dumps(ack)
+    return _HEADER.pack(len(data)) + data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Provenant's decision recorder (internal)")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--max-batch", type=int, default=MAX_BATCH)
+    args = parser.parse_args()
+    logging.basicConfig(
+        level=os.environ.get("PROVENANT_LOG_LEVEL", "info").upper(),
+        format="%(asctime)s %(levelname)s %(name)s (recorder): %(message)s",
+    )
+    # The serving process decides when this one stops (EOF on the socket, after a drain): a
+    # Ctrl-C or SIGTERM sent to the whole process group must not drop decisions mid-batch.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sock = socket.socket(fileno=args.fd)
+    db = Database(os.environ["PROVENANT_DATABASE_URL"], pool_size=1)
+    from app.main import tune_gc
+
+    tune_gc()
+    try:
+        serve(sock, db, args.max_batch)
+    finally:
+        db.dispose()
+        sock.close()
+
+
+if __name__ == "__main__":
+    main()
