@@ -68,6 +68,12 @@ def _bump_before_commit(session: Session) -> None:
 
 
 def _expire_readers(_session: Session) -> None:
+    expire_readers()
+
+
+def expire_readers() -> None:
+    """This process's readers read the version again at their next decision: call it after
+    committing a ``bump_index_version`` made without ``attestations_changed``."""
     for reader in list(_READERS):
         reader.expire()
 
@@ -77,21 +83,18 @@ def _forget(session: Session) -> None:
 
 
 def bump_index_version(session: Session) -> None:
-    bump = (
-        update(_VERSION)
-        .where(_VERSION.id == 1)
-        .values(version=_VERSION.version + 1)
-        .execution_options(synchronize_session=False)
-    )
-    if session.execute(bump).rowcount:  # type: ignore[attr-defined]
+    table = _VERSION.__table__
+    bump = update(table).where(table.c.id == 1).values(version=table.c.version + 1)
+    connection = session.connection()  # Core: no ORM statement handling on every upload
+    if connection.execute(bump).rowcount:
         return
     # The row is gone (a truncated table): start from a random value, so no process can mistake
     # the new count for one it cached under before.
     row = {"id": 1, "version": secrets.randbits(48) | 1}
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    session.execute(insert(_VERSION).values(row).on_conflict_do_nothing())
-    session.execute(bump)
+    connection.execute(insert(table).values(row).on_conflict_do_nothing())
+    connection.execute(bump)
 
 
 def read_index_version(session: Session | Connection) -> int:

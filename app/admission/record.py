@@ -241,8 +241,9 @@ def write_prepared(db: Database, decisions: list[PreparedDecision]) -> None:
         # held to the commit) then covers only the events' statements. Every admission takes
         # that lock, so its hold time is what bounds decisions per second. Core inserts: the
         # ORM's unit of work would cost more than the rows.
-        session.execute(insert(_DECISIONS), [d.row for d in decisions])
+        connection = session.connection()
+        connection.execute(insert(_DECISIONS), [d.row for d in decisions])
         images = [image for d in decisions for image in d.images]
         if images:
-            session.execute(insert(_IMAGES), images)
+            connection.execute(insert(_IMAGES), images)
         append_events(session, [d.event for d in decisions])

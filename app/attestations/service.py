@@ -18,7 +18,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.admission.cache import attestations_changed
+from app.admission.cache import attestations_changed, bump_index_version, expire_readers
 from app.attestations.models import (
     Attestation,
     AttestationBlob,
@@ -79,10 +79,13 @@ def ingest(
     from app.verification.verify import verify_document, verify_parsed
 
     digest = sha256_hex(raw)
-    with db.session() as session:
-        kind = session.scalar(select(Attestation.content_kind).where(Attestation.id == digest))
-        if kind is not None and _same_subject(session, digest, kind, subject):
-            return Outcome("existing", digest, session.get(Attestation, digest))
+    # One read, outside a transaction (there is nothing to commit): most uploads are new.
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        known = connection.scalar(select(Attestation.content_kind).where(Attestation.id == digest))
+    if known is not None:
+        with db.session() as session:
+            if _same_subject(session, digest, known, subject):
+                return Outcome("existing", digest, session.get(Attestation, digest))
     try:
         message_digest = (subject.algorithm, subject.digest) if subject else None
         if detected is not None and detected.document is not None:
@@ -101,7 +104,7 @@ def ingest(
         )
         record_rejection(db, uploader, raw, error, line=line)
         return Outcome("rejected", digest, error=error)
-    if kind is not None:
+    if known is not None:
         # Same bytes re-verified against a different claimed subject: keep the first record.
         with db.session() as session:
             return Outcome("existing", digest, session.get(Attestation, digest))
@@ -149,7 +152,6 @@ def _store(
     try:
         with db.session() as session:
             _insert(session, attestation, raw)
-            attestations_changed(session)  # admission caches see the upload once it commits
             record_event(
                 session,
                 "attestation.accepted",
@@ -164,6 +166,10 @@ def _store(
                     "size": len(raw),
                 },
             )
+            # Last, after the audit log's lock (the order attestations_changed keeps), so that
+            # admission caches everywhere see the upload once it commits.
+            bump_index_version(session)
+        expire_readers()
     except IntegrityError:
         # A concurrent identical upload won the race: its record is ours too.
         with db.session() as session:
@@ -180,17 +186,18 @@ def _insert(session: Session, attestation: Attestation, raw: bytes) -> None:
     ``attestation`` stays a transient object (it is what the response is built from).
     """
     table = Attestation.__table__
-    session.execute(insert(table), [{c.key: getattr(attestation, c.key) for c in table.columns}])
-    session.execute(insert(AttestationBlob.__table__), [{"attestation_id": attestation.id,
-                                                         "raw": raw}])
+    connection = session.connection()  # Core: the ORM's statement handling costs as much
+    connection.execute(insert(table), [{c.key: getattr(attestation, c.key) for c in table.columns}])
+    connection.execute(insert(AttestationBlob.__table__), [{"attestation_id": attestation.id,
+                                                            "raw": raw}])
     if attestation.subjects:
-        session.execute(
+        connection.execute(
             insert(AttestationSubject.__table__),
             [{"attestation_id": attestation.id, "name": s.name, "algorithm": s.algorithm,
               "digest": s.digest} for s in attestation.subjects],
         )
     if attestation.materials:
-        session.execute(
+        connection.execute(
             insert(AttestationMaterial.__table__),
             [{"attestation_id": attestation.id, "uri": m.uri, "algorithm": m.algorithm,
               "digest": m.digest} for m in attestation.materials],
@@ -236,13 +243,13 @@ def build_attestation(
         size=size,
         uploaded_at=datetime.now(UTC),
         uploaded_by=uploader,
-        signers=[_jsonable(dataclasses.asdict(s)) for s in document.signers],
+        signers=[_jsonable(_fields(s)) for s in document.signers],
         signer_kind=first.kind,
         signer_issuer=first.issuer,
         signer_san=first.san,
         signer_key_id=first.key_id,
         trust_root=document.trust_root,
-        tlog_entries=[_jsonable(dataclasses.asdict(t)) for t in document.tlog],
+        tlog_entries=[_jsonable(_fields(t)) for t in document.tlog],
         timestamps=[t.isoformat() for t in document.timestamps],
         statement=document.statement,
         builder_id=slsa.get("builder_id"),
@@ -264,6 +271,12 @@ def build_attestation(
         for alg, hex_ in (sorted(m["digests"].items()) or [(None, None)])
     ]
     return attestation
+
+
+def _fields(facts: Any) -> dict[str, Any]:
+    """A flat facts dataclass as a dict (``dataclasses.asdict`` deep-copies every value, which
+    the upload path does not need: the document is discarded once stored)."""
+    return {f.name: getattr(facts, f.name) for f in dataclasses.fields(facts)}
 
 
 def _jsonable(value: Any) -> Any:
