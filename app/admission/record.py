@@ -72,9 +72,9 @@ def _random_bits() -> int:
 
 def canonical_sha256(value: Any) -> str:
     """SHA-256 of the value's JSON with keys sorted (by code point), no whitespace, UTF-8,
-    strings unescaped beyond what JSON requires: recomputable from what the database returns
-    (JSONB reorders keys). orjson writes it; the standard library writes the same bytes for
-    what orjson refuses (integers beyond 64 bits)."""
+    strings escaped only where JSON requires, floats in shortest round-trip form: recomputable
+    from what the database returns (JSONB reorders keys). orjson writes it; the standard
+    library writes the same bytes for what orjson refuses (integers beyond 64 bits)."""
     try:
         text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:

@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from app import jsoncodec
 from app.admission.record import DecisionRecord, prepare_message, to_message, write_prepared
 from app.db import Database
 
@@ -69,7 +70,7 @@ class ProcessRecorder:
 
     async def record(self, record: DecisionRecord) -> None:
         """Return once ``record`` is committed; raise if it could not be."""
-        message = orjson.dumps(to_message(record), option=orjson.OPT_NON_STR_KEYS)
+        message = jsoncodec.dumps(to_message(record))
         writer = await self._ensure_started()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending[record.id] = future
