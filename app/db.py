@@ -83,6 +83,13 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def shared(self) -> bool:
+        """Whether another process reaches the same data through ``url`` (an in-memory SQLite
+        database exists only inside this process)."""
+        url = make_url(self.url)
+        return not (url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"))
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session that commits on success and rolls back on any error."""

@@ -75,8 +75,8 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     )
     app.state.decision_recorder = (
         ProcessRecorder(app.state.db.url)
-        if settings.admission_recorder == "process"
-        else DecisionRecorder(app.state.db)
+        if settings.admission_recorder == "process" and app.state.db.shared
+        else DecisionRecorder(app.state.db)  # a child could not reach an in-memory database
     )
     app.state.admission_slots = asyncio.Semaphore(settings.admission_concurrency)
     app.state.policies.listeners.append(app.state.admission_cache.clear)

@@ -184,3 +184,13 @@ def test_a_lost_recorder_refuses_what_it_lost_and_is_restarted(
         assert answer["allowed"] is True
         assert answer["auditAnnotations"]["decision-id"] in stored_ids(db)
         assert recorder.restarts == 1
+
+
+def test_an_in_memory_database_is_recorded_in_a_thread(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url="sqlite:///:memory:",
+        policy_dir=tmp_path,
+        audit_key_file=tmp_path / "audit-key.pem",
+        admission_recorder="process",
+    )
+    assert isinstance(create_app(settings).state.decision_recorder, DecisionRecorder)
