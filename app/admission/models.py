@@ -60,8 +60,9 @@ class Decision(Base):
 class AttestationIndexVersion(Base):
     """One row, bumped by every transaction that adds or revokes attestations.
 
-    Every admission decision reads it before consulting its cache, so a change committed by any
-    process is seen by the next decision of every process: no notification can be missed.
+    Every process reads it at most ``admission_index_max_age`` apart (and at once after its own
+    changes) and keys its decision cache by it, so a change committed by any process reaches
+    every process's decisions within that time: no notification can be missed.
     """
 
     __tablename__ = "attestation_index_version"
