@@ -12,11 +12,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.orm import Session
 
 from app.attestations.models import Attestation, AttestationSubject
 from app.policy.facts import StoredAttestation
-from app.policy.lookup import DEFAULT_LIMIT, Digest, Lookup, db_lookup, to_stored
+from app.policy.lookup import (
+    DEFAULT_LIMIT,
+    STORED_COLUMNS,
+    Digest,
+    Lookup,
+    db_lookup,
+    stored_attestation,
+)
 from app.policy.matching import parse_image
 
 
@@ -80,15 +87,30 @@ def _fetch(
         if (algorithm, hex_digest) in wanted:  # the IN pair can cross-match
             by_attestation.setdefault(attestation_id, []).append((algorithm, hex_digest))
     found: dict[Digest, list[StoredAttestation]] = {digest: [] for digest in digests}
-    if by_attestation:
-        query = (
-            select(Attestation)
-            .where(Attestation.id.in_(by_attestation))
-            .order_by(Attestation.uploaded_at.desc(), Attestation.id)
-            .options(lazyload(Attestation.materials))  # the engine never reads them
+    if not by_attestation:
+        return found
+    # Core queries of only what the engine reads: ORM instances (identity map, relationship
+    # loading) cost more than the rest of a cold admission.
+    table, subjects_table = Attestation.__table__, subject.__table__
+    subjects: dict[str, list[tuple[str, str, str]]] = {}
+    for attestation_id, name, algorithm, hex_digest in session.execute(
+        select(
+            subjects_table.c.attestation_id,
+            subjects_table.c.name,
+            subjects_table.c.algorithm,
+            subjects_table.c.digest,
         )
-        for row in session.scalars(query):
-            stored = to_stored(row)
-            for digest in by_attestation[row.id]:
-                found[digest].append(stored)
+        .where(subjects_table.c.attestation_id.in_(by_attestation))
+        .order_by(subjects_table.c.id)
+    ):
+        subjects.setdefault(attestation_id, []).append((name, algorithm, hex_digest))
+    rows = session.execute(
+        select(*(table.c[name] for name in STORED_COLUMNS))
+        .where(table.c.id.in_(by_attestation))
+        .order_by(table.c.uploaded_at.desc(), table.c.id)
+    )
+    for row in rows:
+        stored = stored_attestation(row, subjects.get(row.id, []))
+        for digest in by_attestation[row.id]:
+            found[digest].append(stored)
     return found

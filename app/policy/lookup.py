@@ -53,9 +53,22 @@ def db_lookup(session: Session, *, limit: int = DEFAULT_LIMIT) -> Lookup:
 
 
 def to_stored(row: Attestation) -> StoredAttestation:
+    return stored_attestation(row, [(s.name, s.algorithm, s.digest) for s in row.subjects])
+
+
+# What the engine reads of an attestation row: ``stored_attestation`` takes an ORM row or a Core
+# row selecting these columns.
+STORED_COLUMNS = (
+    "id", "format", "content_kind", "predicate_type", "signers", "trust_root", "statement",
+    "uploaded_at", "revoked_at", "revoked_reason",
+)  # fmt: skip
+
+
+def stored_attestation(row: Any, subject_rows: list[tuple[str, str, str]]) -> StoredAttestation:
+    """The engine's facts from a row and its (name, algorithm, digest) subject rows."""
     subjects: dict[str, dict[str, str]] = {}
-    for subject in row.subjects:
-        subjects.setdefault(subject.name, {})[subject.algorithm] = subject.digest
+    for name, algorithm, digest in subject_rows:
+        subjects.setdefault(name, {})[algorithm] = digest
     return StoredAttestation(
         id=row.id,
         format=row.format,
