@@ -37,6 +37,7 @@ from app.policy.results import ImageResult
 
 _VERSION = AttestationIndexVersion
 _PENDING = "provenant.admission.index_changed"
+_BUMPED = "provenant.admission.index_bumped"
 
 CacheKey = tuple[str, str | None, str]  # (image, namespace, policy-set hash)
 
@@ -51,35 +52,31 @@ def attestations_changed(session: Session) -> None:
     makes every writer take the audit log's lock (``record_event``, in the body) before this
     row's, so writers cannot deadlock whatever order their code calls the two in.
     """
-    if session.info.get(_PENDING):
-        return
     session.info[_PENDING] = True
-    event.listen(session, "before_commit", _bump_before_commit, once=True)
-    # This process's own decisions see the change at once, not after max_age.
-    event.listen(session, "after_commit", _expire_readers, once=True)
-    # A rolled-back transaction must not leave the flag set for the session's next one.
-    event.listen(session, "after_rollback", _forget, once=True)
 
 
+# Registered once for every session (a flag check per commit), not per call: listeners added
+# to a session on each upload cost as much as the bump itself.
+@event.listens_for(Session, "before_commit")
 def _bump_before_commit(session: Session) -> None:
-    # A listener left over from a rolled-back transaction finds no flag and does nothing.
     if session.info.pop(_PENDING, None):
         bump_index_version(session)
+        session.info[_BUMPED] = True
 
 
-def _expire_readers(_session: Session) -> None:
-    expire_readers()
+@event.listens_for(Session, "after_commit")
+def _expire_after_commit(session: Session) -> None:
+    # This process's own decisions see the change at once, not after max_age.
+    if session.info.pop(_BUMPED, None):
+        for reader in list(_READERS):
+            reader.expire()
 
 
-def expire_readers() -> None:
-    """This process's readers read the version again at their next decision: call it after
-    committing a ``bump_index_version`` made without ``attestations_changed``."""
-    for reader in list(_READERS):
-        reader.expire()
-
-
+@event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
+    # A rolled-back transaction must not leave its flags for the session's next one.
     session.info.pop(_PENDING, None)
+    session.info.pop(_BUMPED, None)
 
 
 def bump_index_version(session: Session) -> None:

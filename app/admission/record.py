@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +28,8 @@ from app.admission.verdicts import Verdict
 from app.audit.service import PendingEvent, append_events, pending_event
 from app.db import Database
 from app.policy.matching import parse_image
+
+log = logging.getLogger("provenant.admission")
 
 DECISION_EVENT = "admission.decision"
 BREAK_GLASS_EVENT = "admission.break_glass"
@@ -233,6 +237,35 @@ def _image_index_rows(
 
 def prepare(record: DecisionRecord) -> PreparedDecision:
     return prepare_message(to_message(record))
+
+
+def write_batch(
+    db: Database,
+    decisions: list[PreparedDecision],
+    write: Callable[[Database, list[PreparedDecision]], None] | None = None,
+) -> dict[str, Exception | None]:
+    """Write ``decisions`` in one transaction; if that fails, each in a transaction of its own,
+    so that a decision the database refuses fails alone. Each decision's error (None: committed).
+    """
+    write = write or write_prepared
+    if not decisions:
+        return {}
+    try:
+        write(db, decisions)
+        return {d.id: None for d in decisions}
+    except Exception as exc:
+        if len(decisions) == 1:
+            return {decisions[0].id: exc}
+        log.warning("a batch of %d decisions failed (%s); recording one by one", len(decisions),
+                    exc)
+    outcomes: dict[str, Exception | None] = {}
+    for one in decisions:
+        try:
+            write(db, [one])
+            outcomes[one.id] = None
+        except Exception as exc:
+            outcomes[one.id] = exc
+    return outcomes
 
 
 def write_prepared(db: Database, decisions: list[PreparedDecision]) -> None:

@@ -17,15 +17,18 @@ the database refuses) fails only its own request.
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from app.admission.record import DecisionRecord, PreparedDecision, prepare, write_prepared
+from app.admission.record import (
+    DecisionRecord,
+    PreparedDecision,
+    prepare,
+    write_batch,
+    write_prepared,
+)
 from app.db import Database
-
-log = logging.getLogger("provenant.admission")
 
 _Entry = tuple[PreparedDecision, "asyncio.Future[None]", asyncio.AbstractEventLoop]
 _Outcome = tuple["asyncio.Future[None]", BaseException | None]
@@ -61,8 +64,6 @@ class DecisionRecorder:
         self._wakeup = threading.Condition()
         self._closed = False
         self._thread: threading.Thread | None = None
-        self.batches = 0
-        self.recorded = 0
 
     async def record(self, record: DecisionRecord) -> None:
         """Return once ``record`` is committed; raise what recording it raised."""
@@ -113,17 +114,8 @@ class DecisionRecorder:
             self._settle(self._write(batch))
 
     def _write(self, batch: list[_Entry]) -> list[tuple[_Entry, BaseException | None]]:
-        try:
-            self._save(self.db, [prepared for prepared, _, _ in batch])
-        except Exception as exc:
-            if len(batch) == 1:
-                return [(batch[0], exc)]
-            log.warning("a batch of %d decisions failed (%s); recording one by one",
-                        len(batch), exc)
-            return [entry for one in batch for entry in self._write([one])]
-        self.batches += 1
-        self.recorded += len(batch)
-        return [(entry, None) for entry in batch]
+        errors = write_batch(self.db, [prepared for prepared, _, _ in batch], self._save)
+        return [(entry, errors[entry[0].id]) for entry in batch]
 
     @staticmethod
     def _settle(results: list[tuple[_Entry, BaseException | None]]) -> None:

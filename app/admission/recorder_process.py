@@ -32,7 +32,7 @@ from typing import Any
 import orjson
 
 from app import jsoncodec
-from app.admission.record import DecisionRecord, prepare_message, to_message, write_prepared
+from app.admission.record import DecisionRecord, prepare_message, to_message, write_batch
 from app.db import Database
 
 log = logging.getLogger("provenant.admission")
@@ -63,7 +63,7 @@ class ProcessRecorder:
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._pending: dict[str, asyncio.Future[None]] = {}
-        self._starting: asyncio.Lock | None = None
+        self._starting = asyncio.Lock()
         self._closed = False
         self.recorded = 0
         self.restarts = -1  # the first start is not a restart
@@ -90,12 +90,12 @@ class ProcessRecorder:
     async def _ensure_started(self) -> asyncio.StreamWriter:
         if self._closed:
             raise RecorderUnavailable("the server is shutting down")
-        if self._writer is not None and self.alive:
+        # The writer is dropped when the child's socket closes (``_read_acks``), which is how a
+        # dead child shows: no process poll per decision.
+        if self._writer is not None:
             return self._writer
-        if self._starting is None:
-            self._starting = asyncio.Lock()
         async with self._starting:
-            if self._writer is None or not self.alive:
+            if self._writer is None:
                 await self._start()
         assert self._writer is not None
         return self._writer
@@ -235,7 +235,6 @@ def _take_messages(buffer: bytearray, limit: int) -> list[dict[str, Any]]:
 
 
 def _write(db: Database, messages: list[dict[str, Any]]) -> dict[str, Any]:
-    ok: list[str] = []
     failed: list[list[str]] = []
     prepared = []
     for message in messages:
@@ -243,21 +242,12 @@ def _write(db: Database, messages: list[dict[str, Any]]) -> dict[str, Any]:
             prepared.append(prepare_message(message))
         except Exception as exc:  # a payload the audit log refuses: this decision only
             failed.append([message.get("id", ""), f"{type(exc).__name__}: {exc}"])
-    try:
-        write_prepared(db, prepared)
-        ok = [p.id for p in prepared]
-    except Exception as exc:
-        if len(prepared) == 1:
-            failed.append([prepared[0].id, f"{type(exc).__name__}: {exc}"])
+    ok = []
+    for decision_id, error in write_batch(db, prepared).items():
+        if error is None:
+            ok.append(decision_id)
         else:
-            log.warning("a batch of %d decisions failed (%s); recording one by one",
-                        len(prepared), exc)
-            for one in prepared:
-                try:
-                    write_prepared(db, [one])
-                    ok.append(one.id)
-                except Exception as single:
-                    failed.append([one.id, f"{type(single).__name__}: {single}"])
+            failed.append([decision_id, f"{type(error).__name__}: {error}"])
     return {"ok": ok, "failed": failed}
 
 

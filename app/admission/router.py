@@ -50,7 +50,7 @@ async def answer_review(request: Request, caller: Principal) -> bytes:
         extraction,
         caller.name,
     )
-    return jsoncodec.dumps(answer.as_json())
+    return jsoncodec.dumps(answer)
 
 
 @router.get("/v1/decisions/{decision_id}")

@@ -24,7 +24,7 @@ from app.admission.extract import EPHEMERAL_SUBRESOURCE, ExtractError, Extractio
 from app.admission.lookup import image_digests, prefetching_lookup
 from app.admission.recorder import Recorder
 from app.admission.respond import object_name, respond
-from app.admission.schemas import AdmissionRequest, AdmissionReview, AdmissionReviewResponse
+from app.admission.schemas import AdmissionRequest, AdmissionReview
 from app.admission.verdicts import (
     BREAK_GLASS_ANNOTATION,
     Verdict,
@@ -34,15 +34,12 @@ from app.admission.verdicts import (
     not_evaluated,
 )
 from app.db import Database
-from app.policy.engine import evaluate_images
+from app.policy.engine import evaluate_images, workload_evaluation
 from app.policy.matching import any_matches, parse_image
-from app.policy.results import Evaluation, ImageResult, ModeName
+from app.policy.results import Evaluation, ImageResult
 from app.policy.store import PolicySet, PolicyStore
 
 log = logging.getLogger("provenant.admission")
-
-_MODE_RANK: dict[ModeName, int] = {"audit": 0, "warn": 1, "enforce": 2}
-
 
 @dataclass(frozen=True)
 class Admission:
@@ -63,7 +60,7 @@ class NeedsDatabase(Exception):
 class Prepared:
     """A decision taken, answered and ready to record."""
 
-    response: AdmissionReviewResponse
+    answer: dict[str, Any]  # the AdmissionReview to send back, as JSON data
     record: records.DecisionRecord
 
 
@@ -83,10 +80,11 @@ async def decide_async(
     raw_request: dict[str, Any],
     extraction: Extraction | None,
     caller: str,
-) -> AdmissionReviewResponse:
-    """Decide on the event loop when every image's evaluation is cached (the common case: a
-    Deployment's replicas, restarts, rollouts); otherwise in a worker thread, at most ``slots``
-    at once, since evaluation then reads the database. Recording is a group commit."""
+) -> dict[str, Any]:
+    """The answer, as JSON data. Decided on the event loop when every image's evaluation is
+    cached (the common case: a Deployment's replicas, restarts, rollouts); otherwise in a worker
+    thread, at most ``slots`` at once, since evaluation then reads the database. Recording is a
+    group commit."""
     index = admission.index
     if index is not None and index.fresh() is None:
         # One primary-key read, off the loop; then the decision can usually stay on it.
@@ -104,7 +102,7 @@ async def decide_async(
         await recorder.record(prepared.record)
     except Exception as exc:
         return _unrecorded(review, prepared, exc)
-    return prepared.response
+    return prepared.answer
 
 
 def prepare(
@@ -134,7 +132,7 @@ def prepare(
         label=decision_id,
         cached_only=cached_only,
     )
-    response = respond(review, verdict, decision_id, policy_hash)
+    answer = respond(review, verdict, decision_id, policy_hash).as_json()
     record = records.DecisionRecord(
         id=decision_id,
         at=now,
@@ -146,14 +144,12 @@ def prepare(
         caller=caller,
         namespace=namespace,
         name=request.name or object_name(request),
-        response=response.as_json()["response"],
+        response=answer["response"],
     )
-    return Prepared(response, record)
+    return Prepared(answer, record)
 
 
-def _unrecorded(
-    review: AdmissionReview, prepared: Prepared, exc: Exception
-) -> AdmissionReviewResponse:
+def _unrecorded(review: AdmissionReview, prepared: Prepared, exc: Exception) -> dict[str, Any]:
     """A decision that could not be recorded is refused, whatever it was."""
     log.error(
         "admission %s (%s): the decision could not be recorded",
@@ -167,7 +163,7 @@ def _unrecorded(
         allowed=False,
         rule="rule: every decision is recorded",
     )
-    return respond(review, unrecorded, None, prepared.record.policy_hash)
+    return respond(review, unrecorded, None, prepared.record.policy_hash).as_json()
 
 
 def judge_or_error(
@@ -276,28 +272,17 @@ def evaluate(
                 results[image] = result
                 cache.put(version, (image, namespace, policy_set.content_hash), result)
     ordered = tuple(results[image] for image in images)
-    return Evaluation(
-        allowed=all(r.allowed for r in ordered),
-        mode=max((r.mode for r in ordered), key=_MODE_RANK.__getitem__, default="enforce"),
-        images=ordered,
-        policy_hash=policy_set.content_hash,
-        evaluated_at=now,
-        namespace=namespace,
-    )
+    return workload_evaluation(ordered, namespace, policy_set, now)
 
 
 def _index_version(admission: Admission, cached_only: bool) -> int:
     reader = admission.index
-    if reader is None:
-        if cached_only:
-            raise NeedsDatabase
-        return current_index_version(admission.db.engine)
-    version = reader.fresh()
+    version = reader.fresh() if reader is not None else None
     if version is not None:
         return version
     if cached_only:
         raise NeedsDatabase
-    return reader.read()
+    return reader.read() if reader is not None else current_index_version(admission.db.engine)
 
 
 def _images_before(request: AdmissionRequest) -> set[str]:

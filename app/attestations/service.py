@@ -18,7 +18,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.admission.cache import attestations_changed, bump_index_version, expire_readers
+from app.admission.cache import attestations_changed
 from app.attestations.models import (
     Attestation,
     AttestationBlob,
@@ -152,6 +152,7 @@ def _store(
     try:
         with db.session() as session:
             _insert(session, attestation, raw)
+            attestations_changed(session)  # admission caches see the upload once it commits
             record_event(
                 session,
                 "attestation.accepted",
@@ -166,10 +167,6 @@ def _store(
                     "size": len(raw),
                 },
             )
-            # Last, after the audit log's lock (the order attestations_changed keeps), so that
-            # admission caches everywhere see the upload once it commits.
-            bump_index_version(session)
-        expire_readers()
     except IntegrityError:
         # A concurrent identical upload won the race: its record is ours too.
         with db.session() as session:

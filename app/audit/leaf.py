@@ -78,6 +78,20 @@ def payload_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(payload)).hexdigest()
 
 
+def normalized_with_hash(payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """``normalize_payload`` and ``payload_hash`` of the result, from one serialization where
+    orjson can write the canonical form (every admission appends an event)."""
+    if isinstance(payload, dict) and _plain(payload):
+        try:
+            data = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass  # a lone surrogate: the general path decides
+        else:
+            return orjson.loads(data), hashlib.sha256(data).hexdigest()
+    normalized = normalize_payload(payload)
+    return normalized, payload_hash(normalized)
+
+
 def format_time(value: datetime) -> str:
     """RFC 3339 UTC with exactly six fractional digits: the precision PostgreSQL keeps.
 

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from app.audit import keys, leaf
 from app.audit.checkpoint import Checkpoint, CheckpointError, verify_note
-from app.audit.leaf import EventRecord, format_time, normalize_payload
+from app.audit.leaf import EventRecord, format_time
 from app.audit.models import AuditCheckpoint, AuditEvent, AuditLogHead, AuditMerkleNode
 from app.audit.tree import TreeReader, insert_ignoring_conflicts, tree_size
 from app.audit.verify import LogVerifier, Report
@@ -68,8 +68,8 @@ class PendingEvent:
 def pending_event(type_: str, actor: str, payload: dict[str, Any]) -> PendingEvent:
     """Check and hash an event before any lock is taken: a bad payload fails without waiting,
     and batch writers can do this work outside their transaction."""
-    normalized = normalize_payload(payload)
-    return PendingEvent(type_, actor, normalized, leaf.payload_hash(normalized))
+    normalized, p_hash = leaf.normalized_with_hash(payload)
+    return PendingEvent(type_, actor, normalized, p_hash)
 
 
 def record_events(

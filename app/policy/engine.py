@@ -79,6 +79,14 @@ def evaluate_images(
         evaluate_image(ref, namespace, policy_set.policies, policy_set.config, cache, now)
         for ref in image_refs
     )
+    return workload_evaluation(images, namespace, policy_set, now)
+
+
+def workload_evaluation(
+    images: tuple[ImageResult, ...], namespace: str | None, policy_set: PolicySet, now: datetime
+) -> Evaluation:
+    """A workload's evaluation from its images' results: allowed only if every image is, in
+    the strictest mode among them."""
     mode: ModeName = max((i.mode for i in images), key=_MODE_RANK.__getitem__, default="enforce")
     return Evaluation(
         allowed=all(i.allowed for i in images),
