@@ -50,6 +50,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
             json_serializer=jsoncodec.dumps_text,
+            json_deserializer=jsoncodec.loads_exact,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -59,6 +60,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         max_overflow=pool_size,
         pool_pre_ping=True,
         json_serializer=jsoncodec.dumps_text,
+        json_deserializer=jsoncodec.loads_exact,
     )
 
 

@@ -6,6 +6,7 @@ back to ``json``. Storage only: hashes that verifiers recompute keep their own c
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -20,8 +21,17 @@ def dumps(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+class RawJSON(str):
+    """JSON text already written (and checked) by its producer, for a JSON column: stored as
+    it is instead of being parsed and written again. Only for text this process wrote itself."""
+
+    __slots__ = ()
+
+
 def dumps_text(value: Any) -> str:
     """What SQLAlchemy's ``json_serializer`` must return: a str."""
+    if type(value) is RawJSON:
+        return value
     return dumps(value).decode()
 
 
@@ -34,3 +44,21 @@ def loads(data: bytes | str) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return json.loads(data)
+
+
+# An integer of 20 digits or more may not fit in 64 bits, where orjson would read a float.
+_LONG_NUMBER = re.compile(r"[0-9]{20}")
+
+
+def loads_exact(data: str | bytes | memoryview) -> Any:
+    """``json.loads``, exactly (what SQLAlchemy's ``json_deserializer`` must be: stored JSON
+    reads back as written), through orjson whenever that gives the same result. orjson reads
+    an integer beyond 64 bits as a float, so text with a run of 20 digits (or anything orjson
+    refuses) goes to the standard library."""
+    text = data if isinstance(data, str) else bytes(data).decode()
+    if _LONG_NUMBER.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)

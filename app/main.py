@@ -8,13 +8,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
-from fastapi.routing import APIRoute
+from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from app import __version__
+from app.admission import fast_path
 from app.admission.cache import DecisionCache, IndexVersionReader
-from app.admission.fast_path import PATH as FAST_PATH
-from app.admission.fast_path import AdmissionFastPath
 from app.admission.recorder import DecisionRecorder
 from app.admission.recorder_process import ProcessRecorder
 from app.admission.router import router as admission_router
@@ -31,6 +30,21 @@ from app.metrics import Metrics, MetricsMiddleware
 from app.policy.router import router as policy_router
 from app.policy.store import PolicyStore, install_sighup_reload
 from app.settings import Settings, get_settings
+
+
+class ProvenantAPI(FastAPI):
+    """FastAPI, with the admission webhook's requests answered before its middleware and router
+    (see ``app.admission.fast_path``); the route in ``app.admission.router`` documents them."""
+
+    admission_fast_path: fast_path.AdmissionFastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = self.admission_fast_path
+        if handler is not None and fast_path.handles(scope):
+            scope["app"] = self
+            await handler(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_server_app() -> FastAPI:
@@ -58,7 +72,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             await app.state.decision_recorder.aclose()
         app.state.db.dispose()
 
-    app = FastAPI(
+    app = ProvenantAPI(
         title="Provenant",
         version=__version__,
         description="Records and verifies build provenance; answers Kubernetes admission.",
@@ -82,8 +96,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.state.policies.listeners.append(app.state.admission_cache.clear)
     app.state.metrics = Metrics()
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
-    # Added first, so it runs inside the metrics middleware (the last added is the outermost).
-    app.add_middleware(AdmissionFastPath, route=_route(admission_router, FAST_PATH))
+    app.admission_fast_path = fast_path.AdmissionFastPath(app.state.metrics)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     app.include_router(health_router)
@@ -107,7 +120,3 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(5000, 20, 1000)
-
-
-def _route(router: APIRouter, path: str) -> APIRoute | None:
-    return next((r for r in router.routes if isinstance(r, APIRoute) and r.path == path), None)

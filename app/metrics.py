@@ -4,6 +4,7 @@ which would give one time series per attestation id)."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -30,6 +31,21 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, template: str, method: str, status: int, seconds: float) -> None:
+        """Count one request. The labelled children are kept: looking them up through
+        ``labels()`` costs more than the update on the webhook's path."""
+        key = (template, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(template, method, str(status)),
+                self.latency.labels(template, method),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -58,6 +74,6 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "")
-            self.metrics.requests.labels(template, method, str(status)).inc()
-            self.metrics.latency.labels(template, method).observe(time.perf_counter() - start)
+            self.metrics.observe(
+                template, scope.get("method", ""), status, time.perf_counter() - start
+            )

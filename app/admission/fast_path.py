@@ -1,24 +1,27 @@
-"""POST /k8s/validate, served straight from ASGI, ahead of FastAPI's router.
+"""POST /k8s/validate, served straight from ASGI, ahead of FastAPI's middleware and router.
 
 kube-apiserver calls the webhook for every Pod and workload it admits, and waits for it. For
-this one endpoint, FastAPI's route matching over every route of the API, its dependency
-resolution and its response handling cost as much CPU as deciding a cached admission. This
-middleware answers it with the same code as the documented route
-(``app.admission.router.answer_review``, ``app.admission.auth.webhook_caller``) and the same
-error shape (``app.errors``); every other request goes on to FastAPI.
+this one endpoint, FastAPI's middleware stack, its route matching over every route of the API,
+its dependency resolution and its response handling cost as much CPU as deciding a cached
+admission. ``app.main.ProvenantAPI`` hands this endpoint's requests to the handler here, which
+answers with the same code as the documented route (``app.admission.router.answer_review``,
+``app.admission.auth.webhook_caller``), the same error shape (``app.errors``) and the same
+request metrics; every other request goes on to FastAPI.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from app import jsoncodec
 from app.admission.auth import webhook_caller
 from app.admission.router import answer_review
 from app.errors import ApiError, error_body
+from app.metrics import Metrics
 
 log = logging.getLogger("provenant.admission")
 
@@ -28,17 +31,19 @@ _CHALLENGE = [(b"www-authenticate", b"Bearer")]
 _INTERNAL = "internal error; see the server log"
 
 
+def handles(scope: Scope) -> bool:
+    """Whether the fast path answers this request (any other method on the path gets FastAPI's
+    answer, a 405)."""
+    return scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "POST"
+
+
 class AdmissionFastPath:
-    def __init__(self, app: ASGIApp, route: object = None) -> None:
-        self.app = app
-        self.route = route  # the documented route, for metrics labels
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        if self.route is not None:
-            scope["route"] = self.route
+        """Answer one request; ``scope["app"]`` must be the application (for its state)."""
+        start = time.perf_counter()
         request = Request(scope, receive)
         headers = _JSON
         try:
@@ -53,11 +58,15 @@ class AdmissionFastPath:
             log.exception("unhandled error on POST %s", PATH)
             status = 500
             body = jsoncodec.dumps(error_body("internal_error", _INTERNAL))
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [*headers, (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [*headers, (b"content-length", str(len(body)).encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            if self.metrics is not None:
+                self.metrics.observe(PATH, "POST", status, time.perf_counter() - start)

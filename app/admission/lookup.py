@@ -10,8 +10,9 @@ the engine asks for (in-toto links, walking a build's materials) falls through t
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from app.attestations.models import Attestation, AttestationSubject
@@ -54,33 +55,61 @@ def prefetching_lookup(
     return lookup
 
 
-def _fetch(
-    session: Session, digests: list[Digest], limit: int
-) -> dict[Digest, list[StoredAttestation]]:
-    wanted = set(digests)
-    subject = AttestationSubject
+def _statements() -> tuple[Select[Any], Select[Any], Select[Any]]:
+    """The three queries of ``_fetch``, built once: building them per admission (coercing
+    every column, deriving the subquery's columns) cost more than running them."""
+    subject = AttestationSubject.__table__
+    table = Attestation.__table__
     # Newest first per digest, cut at ``limit`` like db_lookup, in one query.
     rank = (
         func.row_number()
         .over(
-            partition_by=(subject.algorithm, subject.digest),
-            order_by=(Attestation.uploaded_at.desc(), Attestation.id),
+            partition_by=(subject.c.algorithm, subject.c.digest),
+            order_by=(table.c.uploaded_at.desc(), table.c.id),
         )
         .label("rank")
     )
     ranked = (
-        select(subject.algorithm, subject.digest, subject.attestation_id, rank)
-        .join(Attestation, Attestation.id == subject.attestation_id)
+        select(subject.c.algorithm, subject.c.digest, subject.c.attestation_id, rank)
+        .join(table, table.c.id == subject.c.attestation_id)
         .where(
-            subject.algorithm.in_({a for a, _ in wanted}),
-            subject.digest.in_({d for _, d in wanted}),
+            subject.c.algorithm.in_(bindparam("algorithms", expanding=True)),
+            subject.c.digest.in_(bindparam("digests", expanding=True)),
         )
         .subquery()
     )
+    matches = select(ranked.c.algorithm, ranked.c.digest, ranked.c.attestation_id).where(
+        ranked.c.rank <= bindparam("limit")
+    )
+    subjects = (
+        select(subject.c.attestation_id, subject.c.name, subject.c.algorithm, subject.c.digest)
+        .where(subject.c.attestation_id.in_(bindparam("ids", expanding=True)))
+        .order_by(subject.c.id)
+    )
+    # Only what the engine reads: ORM instances (identity map, relationship loading) cost more
+    # than the rest of a cold admission.
+    attestations = (
+        select(*(table.c[name] for name in STORED_COLUMNS))
+        .where(table.c.id.in_(bindparam("ids", expanding=True)))
+        .order_by(table.c.uploaded_at.desc(), table.c.id)
+    )
+    return matches, subjects, attestations
+
+
+_MATCHES, _SUBJECTS, _ATTESTATIONS = _statements()
+
+
+def _fetch(
+    session: Session, digests: list[Digest], limit: int
+) -> dict[Digest, list[StoredAttestation]]:
+    wanted = set(digests)
     rows = session.execute(
-        select(ranked.c.algorithm, ranked.c.digest, ranked.c.attestation_id).where(
-            ranked.c.rank <= limit
-        )
+        _MATCHES,
+        {
+            "algorithms": sorted({a for a, _ in wanted}),
+            "digests": sorted({d for _, d in wanted}),
+            "limit": limit,
+        },
     ).all()
     by_attestation: dict[str, list[Digest]] = {}
     for algorithm, hex_digest, attestation_id in rows:
@@ -89,27 +118,11 @@ def _fetch(
     found: dict[Digest, list[StoredAttestation]] = {digest: [] for digest in digests}
     if not by_attestation:
         return found
-    # Core queries of only what the engine reads: ORM instances (identity map, relationship
-    # loading) cost more than the rest of a cold admission.
-    table, subjects_table = Attestation.__table__, subject.__table__
+    ids = list(by_attestation)
     subjects: dict[str, list[tuple[str, str, str]]] = {}
-    for attestation_id, name, algorithm, hex_digest in session.execute(
-        select(
-            subjects_table.c.attestation_id,
-            subjects_table.c.name,
-            subjects_table.c.algorithm,
-            subjects_table.c.digest,
-        )
-        .where(subjects_table.c.attestation_id.in_(by_attestation))
-        .order_by(subjects_table.c.id)
-    ):
+    for attestation_id, name, algorithm, hex_digest in session.execute(_SUBJECTS, {"ids": ids}):
         subjects.setdefault(attestation_id, []).append((name, algorithm, hex_digest))
-    rows = session.execute(
-        select(*(table.c[name] for name in STORED_COLUMNS))
-        .where(table.c.id.in_(by_attestation))
-        .order_by(table.c.uploaded_at.desc(), table.c.id)
-    )
-    for row in rows:
+    for row in session.execute(_ATTESTATIONS, {"ids": ids}):
         stored = stored_attestation(row, subjects.get(row.id, []))
         for digest in by_attestation[row.id]:
             found[digest].append(stored)

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+import struct
 import threading
 import time
 import uuid
@@ -21,13 +22,16 @@ from typing import Any
 import orjson
 from sqlalchemy import insert
 
+from app import jsoncodec
 from app.admission.extract import Extraction
 from app.admission.models import Decision, DecisionImage
 from app.admission.schemas import AdmissionRequest
 from app.admission.verdicts import Verdict
-from app.audit.service import PendingEvent, append_events, pending_event
+from app.audit.service import PendingEvent, append_event_rows, pending_event
 from app.db import Database
+from app.jsoncodec import RawJSON
 from app.policy.matching import parse_image
+from app.policy.results import ImageResult
 
 log = logging.getLogger("provenant.admission")
 
@@ -39,7 +43,7 @@ _IMAGES = DecisionImage.__table__
 # Copied from the message into the decision's row as they are.
 _ROW_FIELDS = (
     "id", "uid", "namespace", "kind", "name", "sub_resource", "operation", "user", "caller",
-    "allowed", "outcome", "reasons", "explanation", "policy_hash", "dry_run",
+    "allowed", "outcome", "reasons", "policy_hash", "dry_run",
 )  # fmt: skip
 _EVENT_FIELDS = (
     "uid", "namespace", "kind", "name", "operation", "user", "caller", "allowed", "outcome",
@@ -75,15 +79,19 @@ def _random_bits() -> int:
 
 
 def canonical_sha256(value: Any) -> str:
-    """SHA-256 of the value's JSON with keys sorted (by code point), no whitespace, UTF-8,
-    strings escaped only where JSON requires, floats in shortest round-trip form: recomputable
-    from what the database returns (JSONB reorders keys). orjson writes it; the standard
-    library writes the same bytes for what orjson refuses (integers beyond 64 bits)."""
+    """SHA-256 of ``canonical_bytes(value)``: recomputable from what the database returns
+    (JSONB reorders keys)."""
+    return hashlib.sha256(canonical_bytes(value)).hexdigest()
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """The value's JSON with keys sorted (by code point), no whitespace, UTF-8, strings escaped
+    only where JSON requires, floats in shortest round-trip form. orjson writes it; the
+    standard library writes the same bytes for what orjson refuses (integers beyond 64 bits)."""
     try:
-        text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:
-        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    return hashlib.sha256(text).hexdigest()
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def without_managed_fields(request: dict[str, Any]) -> dict[str, Any]:
@@ -103,7 +111,7 @@ class DecisionRecord:
     id: str
     at: datetime
     request: AdmissionRequest
-    raw_request: dict[str, Any]
+    review: bytes  # the AdmissionReview body as received
     extraction: Extraction | None
     verdict: Verdict
     policy_hash: str | None
@@ -136,14 +144,23 @@ def images_of(record: DecisionRecord) -> list[dict[str, Any]]:
     return rows
 
 
-def to_message(record: DecisionRecord) -> dict[str, Any]:
-    """The decision as plain JSON data: what the recorder needs and nothing it must compute.
+@dataclass(frozen=True)
+class DecisionMessage:
+    """A decision as the recorder receives it: the small fields as JSON data, and the two large
+    documents as bytes that are already written: the explanation (canonical JSON, see
+    ``explanation_json``) and the AdmissionReview exactly as it arrived."""
 
-    Built where the decision was taken (the event loop); everything costly (copies, canonical
-    hashes, rows) is left to ``prepare_message``, which runs where the decision is written.
-    """
+    header: dict[str, Any]
+    explanation: bytes
+    review: bytes
+
+
+def to_message(record: DecisionRecord) -> DecisionMessage:
+    """What the recorder needs and nothing it must compute: built where the decision was taken
+    (the event loop), so the costly part (parsing the review again, copies, canonical hashes,
+    rows) is left to ``prepare_message``, which runs where the decision is written."""
     gvk = record.request.kind
-    return {
+    header = {
         "id": record.id,
         "at": record.at.isoformat(),
         "uid": record.request.uid,
@@ -158,12 +175,50 @@ def to_message(record: DecisionRecord) -> dict[str, Any]:
         "allowed": record.verdict.allowed,
         "outcome": record.verdict.outcome,
         "reasons": record.verdict.reasons,
-        "explanation": {**record.verdict.explanation(), "response": record.response},
         "break_glass": record.verdict.break_glass,
         "policy_hash": record.policy_hash,
         "dry_run": bool(record.request.dryRun),
-        "request": record.raw_request,
     }
+    return DecisionMessage(header, explanation_json(record), record.review)
+
+
+def explanation_json(record: DecisionRecord) -> bytes:
+    """The stored explanation as canonical JSON (the bytes ``canonical_sha256`` hashes). Each
+    image's part comes pre-written from its cached evaluation, so a repeated admission does not
+    write the same policy results again."""
+    try:
+        explanation = {**record.verdict.explanation(_image_fragment), "response": record.response}
+        return orjson.dumps(explanation, option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONEncodeError, TypeError):
+        return canonical_bytes({**record.verdict.explanation(), "response": record.response})
+
+
+def _image_fragment(result: ImageResult) -> orjson.Fragment:
+    return orjson.Fragment(result.canonical_json)
+
+
+_LENGTH = struct.Struct(">I")
+
+
+def encode(message: DecisionMessage) -> bytes:
+    """Header length, header, explanation length, explanation, then the review to the end."""
+    header = jsoncodec.dumps(message.header)
+    explanation = message.explanation
+    return b"".join(
+        (_LENGTH.pack(len(header)), header, _LENGTH.pack(len(explanation)), explanation,
+         message.review)
+    )  # fmt: skip
+
+
+def decode(data: bytes) -> DecisionMessage:
+    view = memoryview(data)
+    (size,) = _LENGTH.unpack_from(view)
+    start = _LENGTH.size + size
+    header = jsoncodec.loads(bytes(view[_LENGTH.size : start]))
+    (size,) = _LENGTH.unpack_from(view, start)
+    start += _LENGTH.size
+    explanation = bytes(view[start : start + size])
+    return DecisionMessage(header, explanation, bytes(view[start + size :]))
 
 
 @dataclass(frozen=True)
@@ -176,28 +231,34 @@ class PreparedDecision:
     event: PendingEvent
 
 
-def prepare_message(message: dict[str, Any]) -> PreparedDecision:
+def prepare_message(message: DecisionMessage) -> PreparedDecision:
     """The rows and the audit event of a decision given as ``to_message`` data."""
-    at = datetime.fromisoformat(message["at"])
-    stored_request = without_managed_fields(message["request"])
-    explanation = message["explanation"]
-    entries = message["images"]
+    header = message.header
+    at = datetime.fromisoformat(header["at"])
+    review = jsoncodec.loads(message.review)
+    request = review["request"] if isinstance(review, dict) else None
+    if not isinstance(request, dict):
+        raise ValueError("the review carries no request object")
+    stored_request = canonical_bytes(without_managed_fields(request))
+    entries = header["images"]
     images = [{k: v for k, v in entry.items() if k != "policies"} for entry in entries]
     row: dict[str, Any] = {
-        **{key: message[key] for key in _ROW_FIELDS},
+        **{key: header[key] for key in _ROW_FIELDS},
         "created_at": at,
         "images": images,
-        "request": stored_request,
-        "request_sha256": canonical_sha256(stored_request),
+        # Written once, here: stored as these bytes, and hashed as them.
+        "request": RawJSON(stored_request.decode()),
+        "request_sha256": hashlib.sha256(stored_request).hexdigest(),
+        "explanation": RawJSON(message.explanation.decode()),
     }
     payload = {
         **{key: row[key] for key in _EVENT_FIELDS},
         "decision": row["id"],
         "images": [{"image": i["image"], "digest": i["digest"]} for i in images],
-        "break_glass": message["break_glass"],
-        "explanation_sha256": canonical_sha256(explanation),
+        "break_glass": header["break_glass"],
+        "explanation_sha256": hashlib.sha256(message.explanation).hexdigest(),
     }
-    event_type = BREAK_GLASS_EVENT if message["break_glass"] else DECISION_EVENT
+    event_type = BREAK_GLASS_EVENT if header["break_glass"] else DECISION_EVENT
     actor = (row["user"] or "system:anonymous")[:_ACTOR_LIMIT]
     return PreparedDecision(
         row["id"],
@@ -256,8 +317,9 @@ def write_batch(
     except Exception as exc:
         if len(decisions) == 1:
             return {decisions[0].id: exc}
-        log.warning("a batch of %d decisions failed (%s); recording one by one", len(decisions),
-                    exc)
+        log.warning(
+            "a batch of %d decisions failed (%s); recording one by one", len(decisions), exc
+        )
     outcomes: dict[str, Exception | None] = {}
     for one in decisions:
         try:
@@ -279,4 +341,4 @@ def write_prepared(db: Database, decisions: list[PreparedDecision]) -> None:
         images = [image for d in decisions for image in d.images]
         if images:
             connection.execute(insert(_IMAGES), images)
-        append_events(session, [d.event for d in decisions])
+        append_event_rows(session, [d.event for d in decisions])

@@ -11,8 +11,9 @@ arrived while it was busy, then acknowledges each decision by id.
 If the child dies, every decision waiting on it fails (its request is refused as "not
 recorded", never admitted unrecorded) and the next decision starts a new child.
 
-Wire format, both ways: a 4-byte big-endian length, then that many bytes of JSON. Parent to
-child: one ``to_message`` object. Child to parent: ``{"ok": [ids], "failed": [[id, error]]}``.
+Wire format, both ways: a 4-byte big-endian length, then that many bytes. Parent to child: one
+decision, ``record.encode(to_message(...))``. Child to parent, JSON:
+``{"ok": [ids], "failed": [[id, error]]}``.
 """
 
 from __future__ import annotations
@@ -27,12 +28,23 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
+from sqlalchemy import event
 
-from app import jsoncodec
-from app.admission.record import DecisionRecord, prepare_message, to_message, write_batch
+from app.admission.record import (
+    DecisionMessage,
+    DecisionRecord,
+    PreparedDecision,
+    decode,
+    encode,
+    prepare_message,
+    to_message,
+    write_batch,
+)
 from app.db import Database
 
 log = logging.getLogger("provenant.admission")
@@ -70,7 +82,7 @@ class ProcessRecorder:
 
     async def record(self, record: DecisionRecord) -> None:
         """Return once ``record`` is committed; raise if it could not be."""
-        message = jsoncodec.dumps(to_message(record))
+        message = encode(to_message(record))
         writer = await self._ensure_started()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending[record.id] = future
@@ -195,28 +207,79 @@ def _settle(future: asyncio.Future[None] | None, error: BaseException | None) ->
 
 
 def serve(sock: socket.socket, db: Database, max_batch: int = MAX_BATCH) -> None:
-    """Read decisions until EOF; commit each batch that is waiting; acknowledge by id."""
+    """Read decisions until EOF; commit each batch that is waiting; acknowledge by id.
+
+    A reader thread decodes and prepares decisions (rows, canonical hashes) while this thread
+    commits the previous batch: the database's I/O then overlaps with the Python work instead of
+    adding to it, and the next batch is ready when the commit returns."""
     sock.sendall(_frame({"ready": True}))
+    inbox = _Inbox()
+    reader = threading.Thread(
+        target=_read, args=(sock, inbox), name="provenant-recorder-reader", daemon=True
+    )
+    reader.start()
+    while (batch := inbox.take(max_batch)) is not None:
+        sock.sendall(_frame(_write(db, batch)))
+    reader.join()
+
+
+# A decision prepared for writing, or the id and error of one that could not be.
+_Item = PreparedDecision | tuple[str, str]
+
+
+class _Inbox:
+    """What the reader has prepared and the writer has not yet taken."""
+
+    def __init__(self) -> None:
+        self._items: list[_Item] = []
+        self._ready = threading.Condition()
+        self._closed = False
+
+    def put(self, items: list[_Item]) -> None:
+        with self._ready:
+            self._items.extend(items)
+            self._ready.notify()
+
+    def close(self) -> None:
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+
+    def take(self, limit: int) -> list[_Item] | None:
+        """Up to ``limit`` items, waiting for one; None once closed and empty."""
+        with self._ready:
+            while not self._items and not self._closed:
+                self._ready.wait()
+            if not self._items:
+                return None
+            batch = self._items[:limit]
+            del self._items[:limit]
+            return batch
+
+
+def _read(sock: socket.socket, inbox: _Inbox) -> None:
     buffer = bytearray()
-    eof = False
-    while not eof or len(buffer) >= _HEADER.size:
-        if not eof and not _complete_message(buffer):
-            data = sock.recv(1 << 20)  # block until something arrives
-            eof = not data
+    try:
+        while data := sock.recv(1 << 20):  # block until something arrives
             buffer += data
-        # Then take whatever else is already there, without waiting.
-        while not eof:
-            try:
-                data = sock.recv(1 << 20, socket.MSG_DONTWAIT)
-            except BlockingIOError:
+            # Then take whatever else is already there, without waiting.
+            eof = False
+            while True:
+                try:
+                    data = sock.recv(1 << 20, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    break
+                eof = not data
+                if eof:
+                    break
+                buffer += data
+            inbox.put([_prepare(message) for message in _take_messages(buffer)])
+            if eof:
                 break
-            eof = not data
-            buffer += data
-        messages = _take_messages(buffer, max_batch)
-        if messages:
-            sock.sendall(_frame(_write(db, messages)))
-        elif eof:
-            break
+    except OSError:
+        pass  # the parent is gone: what was read is still written
+    finally:
+        inbox.close()
 
 
 def _complete_message(buffer: bytearray) -> bool:
@@ -225,23 +288,28 @@ def _complete_message(buffer: bytearray) -> bool:
     return len(buffer) >= _HEADER.size + _HEADER.unpack_from(buffer)[0]
 
 
-def _take_messages(buffer: bytearray, limit: int) -> list[dict[str, Any]]:
+def _take_messages(buffer: bytearray) -> list[bytes]:
     messages = []
-    while len(messages) < limit and _complete_message(buffer):
+    while _complete_message(buffer):
         size = _HEADER.unpack_from(buffer)[0]
-        messages.append(orjson.loads(bytes(buffer[_HEADER.size : _HEADER.size + size])))
+        messages.append(bytes(buffer[_HEADER.size : _HEADER.size + size]))
         del buffer[: _HEADER.size + size]
     return messages
 
 
-def _write(db: Database, messages: list[dict[str, Any]]) -> dict[str, Any]:
-    failed: list[list[str]] = []
-    prepared = []
-    for message in messages:
-        try:
-            prepared.append(prepare_message(message))
-        except Exception as exc:  # a payload the audit log refuses: this decision only
-            failed.append([message.get("id", ""), f"{type(exc).__name__}: {exc}"])
+def _prepare(data: bytes) -> _Item:
+    message: DecisionMessage | None = None
+    try:
+        message = decode(data)
+        return prepare_message(message)
+    except Exception as exc:  # a payload the audit log refuses: this decision only
+        decision_id = message.header.get("id", "") if message is not None else ""
+        return (str(decision_id), f"{type(exc).__name__}: {exc}")
+
+
+def _write(db: Database, batch: list[_Item]) -> dict[str, Any]:
+    prepared = [item for item in batch if isinstance(item, PreparedDecision)]
+    failed = [list(item) for item in batch if not isinstance(item, PreparedDecision)]
     ok = []
     for decision_id, error in write_batch(db, prepared).items():
         if error is None:
@@ -249,6 +317,50 @@ def _write(db: Database, messages: list[dict[str, Any]]) -> dict[str, Any]:
         else:
             failed.append([decision_id, f"{type(error).__name__}: {error}"])
     return {"ok": ok, "failed": failed}
+
+
+_CHECKPOINT_INTERVAL = 0.1
+
+
+@contextlib.contextmanager
+def _checkpointing(db: Database) -> Iterator[None]:
+    """On SQLite, move WAL checkpoints off the commit path.
+
+    By default the connection whose commit fills the WAL past 1000 pages copies them into the
+    database file and syncs it, inside that commit: every few batches a commit stalled for the
+    disk while decisions waited. Here the recorder's connections never checkpoint; a thread
+    does, every 0.1 s, in PASSIVE mode (it never blocks the writer, and the sqlite3 module
+    releases the interpreter lock meanwhile). Other processes keep SQLite's default."""
+    if db.dialect != "sqlite":
+        yield
+        return
+    event.listen(db.engine, "connect", _no_autocheckpoint)
+    db.engine.dispose()  # connections opened before this listener existed
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(_CHECKPOINT_INTERVAL):
+            try:
+                with db.engine.connect() as connection:
+                    connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            except Exception:  # the next one may succeed; the writer is not affected
+                log.warning("WAL checkpoint failed", exc_info=True)
+
+    thread = threading.Thread(target=run, name="provenant-recorder-checkpoint", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        with contextlib.suppress(Exception), db.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+
+def _no_autocheckpoint(dbapi_connection: Any, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    cursor.close()
 
 
 def _frame(ack: dict[str, Any]) -> bytes:
@@ -275,7 +387,8 @@ def main() -> None:
 
     tune_gc()
     try:
-        serve(sock, db, args.max_batch)
+        with _checkpointing(db):
+            serve(sock, db, args.max_batch)
     finally:
         db.dispose()
         sock.close()

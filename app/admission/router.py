@@ -36,7 +36,7 @@ async def answer_review(request: Request, caller: Principal) -> bytes:
     """The JSON answer to the AdmissionReview in ``request``'s body; ApiError when malformed."""
     state = request.app.state
     body = await _read_body(request, state.settings.max_upload_bytes)
-    review, raw_request = parse_review(body)
+    review = parse_review(body)
     try:
         extraction = extract_images(review.request)
     except ExtractError as exc:
@@ -46,7 +46,7 @@ async def answer_review(request: Request, caller: Principal) -> bytes:
         state.decision_recorder,
         state.admission_slots,
         review,
-        raw_request,
+        body,
         extraction,
         caller.name,
     )
@@ -105,8 +105,8 @@ def admission(request: Request) -> Admission:
     )
 
 
-def parse_review(body: bytes) -> tuple[AdmissionReview, dict[str, Any]]:
-    """The review, and its request as a plain dict (recorded as received)."""
+def parse_review(body: bytes) -> AdmissionReview:
+    """The review in ``body`` (which is recorded as received); ApiError when malformed."""
     try:
         data = jsoncodec.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -128,7 +128,7 @@ def parse_review(body: bytes) -> tuple[AdmissionReview, dict[str, Any]]:
             f"not an AdmissionReview: {where}: {first['message']}",
             details,
         ) from exc
-    return review, data["request"]
+    return review
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -41,6 +41,7 @@ from app.policy.store import PolicySet, PolicyStore
 
 log = logging.getLogger("provenant.admission")
 
+
 @dataclass(frozen=True)
 class Admission:
     """What deciding needs from the app."""
@@ -77,7 +78,7 @@ async def decide_async(
     recorder: Recorder,
     slots: asyncio.Semaphore,
     review: AdmissionReview,
-    raw_request: dict[str, Any],
+    body: bytes,
     extraction: Extraction | None,
     caller: str,
 ) -> dict[str, Any]:
@@ -90,13 +91,13 @@ async def decide_async(
         # One primary-key read, off the loop; then the decision can usually stay on it.
         await index.refresh()
     try:
-        prepared = prepare(admission, review, raw_request, extraction, caller, cached_only=True)
+        prepared = prepare(admission, review, body, extraction, caller, cached_only=True)
     except NeedsDatabase:
         # Evaluations that read the database serialize on it and on the GIL anyway; letting
         # every request into the threadpool only makes them queue there and stretches the tail.
         async with slots:
             prepared = await anyio.to_thread.run_sync(
-                functools.partial(prepare, admission, review, raw_request, extraction, caller)
+                functools.partial(prepare, admission, review, body, extraction, caller)
             )
     try:
         await recorder.record(prepared.record)
@@ -108,7 +109,7 @@ async def decide_async(
 def prepare(
     admission: Admission,
     review: AdmissionReview,
-    raw_request: dict[str, Any],
+    body: bytes,
     extraction: Extraction | None,
     caller: str,
     *,
@@ -137,7 +138,7 @@ def prepare(
         id=decision_id,
         at=now,
         request=request,
-        raw_request=raw_request,
+        review=body,
         extraction=extraction,
         verdict=verdict,
         policy_hash=policy_hash,

@@ -4,6 +4,7 @@ recorded, and the words kube-apiserver shows the user. Pure functions, no databa
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,9 +39,11 @@ class Verdict:
     def is_error(self) -> bool:
         return self.outcome == "error" or self.error is not None
 
-    def explanation(self) -> dict[str, Any]:
+    def explanation(
+        self, image: Callable[[ImageResult], Any] = ImageResult.as_dict
+    ) -> dict[str, Any]:
         return {
-            "evaluation": self.evaluation.as_dict() if self.evaluation else None,
+            "evaluation": self.evaluation.as_dict(image) if self.evaluation else None,
             "warnings": self.warnings,
             "denial": self.denial,
             "error": self.error,

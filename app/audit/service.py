@@ -82,6 +82,12 @@ def record_events(
 def append_events(session: Session, events: Sequence[PendingEvent]) -> list[AuditEvent]:
     """Append prepared events, in order, in the caller's transaction: one claim of the head row
     for all of them, so a batch of decisions takes the log's lock once."""
+    return [AuditEvent(**row) for row in append_event_rows(session, events)]  # transient
+
+
+def append_event_rows(session: Session, events: Sequence[PendingEvent]) -> list[dict[str, Any]]:
+    """``append_events`` for writers that do not read the events back (the decision recorder):
+    the inserted rows as plain dicts."""
     if not events:
         return []
     first = _claim_seqs(session, len(events))
@@ -107,7 +113,7 @@ def append_events(session: Session, events: Sequence[PendingEvent]) -> list[Audi
     # A Core insert: the ORM's unit of work at commit would cost more than the rows, and every
     # append holds the log's lock until that commit.
     session.connection().execute(insert(AuditEvent.__table__), rows)
-    return [AuditEvent(**row) for row in rows]  # transient: for the caller to read
+    return rows
 
 
 def _claim_seqs(session: Session, count: int) -> int:

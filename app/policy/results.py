@@ -8,9 +8,13 @@ failing" (failing) from "could not decide" (error).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Literal
+
+import orjson
 
 RequirementStatus = Literal["passed", "missing", "failing", "error"]
 PolicyStatus = Literal["passed", "failed", "error"]
@@ -108,6 +112,14 @@ class ImageResult:
             "policies": [p.as_dict() for p in self.policies],
         }
 
+    @cached_property
+    def canonical_json(self) -> bytes:
+        """``as_dict`` as compact JSON with keys sorted by code point, written once per result:
+        a cached result explains every admission of its image, and each is recorded. Raises
+        orjson.JSONEncodeError for details orjson cannot write (callers fall back to ``as_dict``).
+        """
+        return orjson.dumps(self.as_dict(), option=orjson.OPT_SORT_KEYS)
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -127,7 +139,8 @@ class Evaluation:
         denied = [i for i in self.images if not i.allowed]
         return "; ".join(f"{i.image}: {i.reason}" for i in denied or self.images)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, image: Callable[[ImageResult], Any] = ImageResult.as_dict) -> dict[str, Any]:
+        """``image`` writes each image's result (the recorder passes pre-serialized JSON)."""
         return {
             "allowed": self.allowed,
             "mode": self.mode,
@@ -136,5 +149,5 @@ class Evaluation:
             "policy_hash": self.policy_hash,
             "evaluated_at": self.evaluated_at.isoformat(),
             "warnings": self.warnings,
-            "images": [i.as_dict() for i in self.images],
+            "images": [image(i) for i in self.images],
         }

@@ -4,6 +4,7 @@ before its answer, failures confined to the decisions they concern."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import signal
@@ -22,7 +23,19 @@ from sqlalchemy import select
 
 from app.admission import recorder_process
 from app.admission.models import Decision
-from app.admission.record import DecisionRecord, PreparedDecision, to_message, write_prepared
+from app.admission.record import (
+    DecisionMessage,
+    DecisionRecord,
+    PreparedDecision,
+    canonical_bytes,
+    canonical_sha256,
+    decode,
+    encode,
+    explanation_json,
+    prepare_message,
+    to_message,
+    write_prepared,
+)
 from app.admission.recorder import DecisionRecorder
 from app.admission.router import parse_review
 from app.admission.service import Admission, extract_images, prepare
@@ -39,9 +52,10 @@ def make_records(app: FastAPI, count: int) -> list[DecisionRecord]:
     admission = Admission(db=state.db, policies=state.policies, cache=state.admission_cache)
     records = []
     for _ in range(count):
-        parsed, raw = parse_review(json.dumps(review(with_images("pod", [APP]))).encode())
+        body = json.dumps(review(with_images("pod", [APP]))).encode()
+        parsed = parse_review(body)
         records.append(
-            prepare(admission, parsed, raw, extract_images(parsed.request), "test").record
+            prepare(admission, parsed, body, extract_images(parsed.request), "test").record
         )
     return records
 
@@ -90,8 +104,8 @@ def test_thread_recorder_confines_a_failure_to_its_decision(
 # -- in a child process: the child's side ---------------------------------------------------------
 
 
-def _send(sock: socket.socket, message: dict[str, Any]) -> None:
-    data = orjson.dumps(message)
+def _send(sock: socket.socket, message: DecisionMessage) -> None:
+    data = encode(message)
     sock.sendall(struct.pack(">I", len(data)) + data)
 
 
@@ -112,7 +126,8 @@ def test_the_child_records_every_message_and_confines_a_bad_one(
 ) -> None:
     records = make_records(app, 3)
     messages = [to_message(r) for r in records]
-    del messages[1]["request"]  # not a decision the recorder can write
+    # Not a decision the recorder can write: a review without its request.
+    messages[1] = dataclasses.replace(messages[1], review=b'{"kind": "AdmissionReview"}')
     parent, child = socket.socketpair()
 
     def child_process() -> None:  # its end closes when it exits, as a process's would
@@ -194,3 +209,41 @@ def test_an_in_memory_database_is_recorded_in_a_thread(tmp_path: Path) -> None:
         admission_recorder="process",
     )
     assert isinstance(create_app(settings).state.decision_recorder, DecisionRecorder)
+
+
+# -- the message ----------------------------------------------------------------------------------
+
+
+def test_the_message_round_trips_and_its_explanation_is_the_canonical_json(
+    client: TestClient, app: FastAPI
+) -> None:
+    for record in make_records(app, 2):  # the second one reuses the cached image results
+        message = to_message(record)
+        assert decode(encode(message)) == message
+        plain = {**record.verdict.explanation(), "response": record.response}
+        assert message.explanation == canonical_bytes(plain)
+        assert message.review == record.review
+
+
+def test_an_explanation_orjson_cannot_write_falls_back_to_the_same_canonical_form(
+    client: TestClient, app: FastAPI
+) -> None:
+    record = make_records(app, 1)[0]
+    assert record.verdict.evaluation is not None
+    image = record.verdict.evaluation.images[0]
+    policy = image.policies[0]
+    huge = dataclasses.replace(policy.requirements[0], details={"n": 2**70})  # beyond 64 bits
+    image = dataclasses.replace(
+        image, policies=(dataclasses.replace(policy, requirements=(huge,)),)
+    )
+    evaluation = dataclasses.replace(record.verdict.evaluation, images=(image,))
+    record = dataclasses.replace(
+        record, verdict=dataclasses.replace(record.verdict, evaluation=evaluation)
+    )
+    explanation = explanation_json(record)
+    assert b'"n":1180591620717411303424' in explanation
+    plain = {**record.verdict.explanation(), "response": record.response}
+    assert explanation == canonical_bytes(plain)
+    assert prepare_message(to_message(record)).event.payload["explanation_sha256"] == (
+        canonical_sha256(plain)
+    )

@@ -457,13 +457,13 @@ def test_a_decision_that_cannot_be_recorded_is_refused_and_leaves_nothing(
     attest(APP)
     from app.admission import record
 
-    real = record.append_events
+    real = record.append_event_rows
 
     def record_then_fail(*args: Any, **kwargs: Any) -> Any:
         real(*args, **kwargs)  # the event is in the transaction...
         raise RuntimeError("disk full")  # ...which then fails before the decision is added
 
-    monkeypatch.setattr(record, "append_events", record_then_fail)
+    monkeypatch.setattr(record, "append_event_rows", record_then_fail)
     answer = validate(client, review(with_images("pod", [APP])), webhook)
     assert answer["allowed"] is False
     assert "decision not recorded" in answer["status"]["message"]

@@ -32,3 +32,29 @@ def test_integers_beyond_64_bits_read_as_floats_as_kube_apiserver_reads_them() -
     # The documented difference from ``json``: see jsoncodec.loads.
     assert jsoncodec.loads(b"[100000000000000000000000]") == [1e23]
     assert json.loads(b"[100000000000000000000000]") == [10**23]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"n": 18446744073709551615, "m": -9223372036854775808}',  # 64-bit edges: orjson
+        '{"n": 18446744073709551616}',  # one past: the standard library
+        '[100000000000000000000000, 1.5, -0.0, 1e400]',
+        '{"digest": "12345678901234567890123", "x": [true, null]}',  # digits in a string
+        '{"x": NaN, "y": Infinity}',
+        '"\\ud800 lone surrogate"',
+        '{"a": {"b": [1, 2, {"c": "é"}]}}',
+    ],
+)
+def test_loads_exact_is_json_loads(text: str) -> None:
+    # What stored JSON columns read back through: exactly the standard library's result.
+    expected = json.loads(text)
+    for data in (text, text.encode(), memoryview(text.encode())):
+        got = jsoncodec.loads_exact(data)
+        assert repr(got) == repr(expected)
+
+
+def test_raw_json_is_stored_as_written() -> None:
+    text = jsoncodec.RawJSON('{"z":1,"a":[2]}')
+    assert jsoncodec.dumps_text(text) is text
+    assert jsoncodec.dumps_text("plain string") == '"plain string"'
