@@ -75,6 +75,9 @@ class ProcessRecorder:
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._pending: dict[str, asyncio.Future[None]] = {}
+        # Frames waiting for the end of this turn of the event loop, and the child they are for.
+        self._outbox: list[bytes] = []
+        self._outbox_writer: asyncio.StreamWriter | None = None
         self._starting = asyncio.Lock()
         self._closed = False
         self.recorded = 0
@@ -86,9 +89,25 @@ class ProcessRecorder:
         writer = await self._ensure_started()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending[record.id] = future
-        writer.write(_HEADER.pack(len(message)) + message)
+        self._send(writer, _HEADER.pack(len(message)) + message)
         # A client that hangs up cancels only its wait: the decision is still recorded.
         await future
+
+    def _send(self, writer: asyncio.StreamWriter, frame: bytes) -> None:
+        """Queue ``frame``; every frame queued in one turn of the event loop goes in one write.
+        Under load one turn decides many requests, and a write per decision (a system call, and
+        a wake-up of the child) cost the event loop a tenth of its time."""
+        if not self._outbox:
+            self._outbox_writer = writer
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outbox.append(frame)
+
+    def _flush(self) -> None:
+        frames, self._outbox = self._outbox, []
+        # A child that died meanwhile took these decisions' futures with it (they were failed);
+        # its successor must not write decisions whose requests were already refused.
+        if frames and self._outbox_writer is self._writer and self._writer is not None:
+            self._writer.write(b"".join(frames))
 
     async def start(self) -> None:
         """Start the child now (server startup), rather than on the first decision: its imports

@@ -247,3 +247,31 @@ def test_an_explanation_orjson_cannot_write_falls_back_to_the_same_canonical_for
     assert prepare_message(to_message(record)).event.payload["explanation_sha256"] == (
         canonical_sha256(plain)
     )
+
+
+def test_the_child_checkpoints_sqlite_off_the_commit_path(tmp_path: Path) -> None:
+    from app.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path}/checkpoint.db"
+    upgrade(url)
+    database = Database(url)
+    try:
+        with recorder_process._checkpointing(database):
+            with database.engine.connect() as connection:
+                # The recorder's own connections never checkpoint inside a commit...
+                assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+            with database.session() as session:
+                session.connection().exec_driver_sql("CREATE TABLE filler (x BLOB)")
+            for _ in range(20):
+                with database.session() as session:
+                    session.connection().exec_driver_sql(
+                        "INSERT INTO filler VALUES (randomblob(100000))"
+                    )
+            # ...the checkpoint thread does, in the background: the rows reach the database
+            # file itself, which nothing else here would write.
+            deadline = time.monotonic() + 5
+            while os.path.getsize(tmp_path / "checkpoint.db") < 2_000_000:
+                assert time.monotonic() < deadline, "no checkpoint within 5 s"
+                time.sleep(0.05)
+    finally:
+        database.dispose()
