@@ -34,7 +34,9 @@ def _summary_fields(row: Attestation) -> dict[str, object]:
         "predicate_type": row.predicate_type,
         "subjects": _subjects(row),
         "signer": SignerOut(
-            kind=row.signer_kind, issuer=row.signer_issuer, san=row.signer_san,
+            kind=row.signer_kind,
+            issuer=row.signer_issuer,
+            san=row.signer_san,
             key_id=row.signer_key_id,
         ),
         "trust_root": row.trust_root,

@@ -111,9 +111,7 @@ def ingest(
     return _store(db, document, raw, digest, uploader=uploader, subject=subject)
 
 
-def _same_subject(
-    session: Session, digest: str, kind: str, subject: MessageSubject | None
-) -> bool:
+def _same_subject(session: Session, digest: str, kind: str, subject: MessageSubject | None) -> bool:
     """A stored message signature only answers for the subject it was verified against."""
     if kind != "message-signature" or subject is None:
         return True
@@ -161,9 +159,7 @@ def _store(
                     "id": digest,
                     "format": document.format,
                     "predicate_type": document.predicate_type,
-                    "subjects": [
-                        {"name": s.name, "digest": s.digests} for s in subjects
-                    ],
+                    "subjects": [{"name": s.name, "digest": s.digests} for s in subjects],
                     "size": len(raw),
                 },
             )
@@ -185,19 +181,34 @@ def _insert(session: Session, attestation: Attestation, raw: bytes) -> None:
     table = Attestation.__table__
     connection = session.connection()  # Core: the ORM's statement handling costs as much
     connection.execute(insert(table), [{c.key: getattr(attestation, c.key) for c in table.columns}])
-    connection.execute(insert(AttestationBlob.__table__), [{"attestation_id": attestation.id,
-                                                            "raw": raw}])
+    connection.execute(
+        insert(AttestationBlob.__table__), [{"attestation_id": attestation.id, "raw": raw}]
+    )
     if attestation.subjects:
         connection.execute(
             insert(AttestationSubject.__table__),
-            [{"attestation_id": attestation.id, "name": s.name, "algorithm": s.algorithm,
-              "digest": s.digest} for s in attestation.subjects],
+            [
+                {
+                    "attestation_id": attestation.id,
+                    "name": s.name,
+                    "algorithm": s.algorithm,
+                    "digest": s.digest,
+                }
+                for s in attestation.subjects
+            ],
         )
     if attestation.materials:
         connection.execute(
             insert(AttestationMaterial.__table__),
-            [{"attestation_id": attestation.id, "uri": m.uri, "algorithm": m.algorithm,
-              "digest": m.digest} for m in attestation.materials],
+            [
+                {
+                    "attestation_id": attestation.id,
+                    "uri": m.uri,
+                    "algorithm": m.algorithm,
+                    "digest": m.digest,
+                }
+                for m in attestation.materials
+            ],
         )
 
 
@@ -206,8 +217,14 @@ MAX_INDEXED_LENGTH = 1024
 
 
 def _oversized_index_value(attestation: Attestation) -> str | None:
-    columns = ("predicate_type", "signer_san", "signer_key_id", "builder_id", "source_repo",
-               "source_commit")
+    columns = (
+        "predicate_type",
+        "signer_san",
+        "signer_key_id",
+        "builder_id",
+        "source_repo",
+        "source_commit",
+    )
     for column in columns:
         value = getattr(attestation, column)
         if value is not None and len(value) > MAX_INDEXED_LENGTH:

@@ -104,14 +104,18 @@ def test_message_signature_needs_and_records_the_subject(
     assert missing.json()["error"]["code"] == "subject_missing"
 
     wrong = client.post(
-        "/v1/attestations", content=bundle, headers=uploader,
+        "/v1/attestations",
+        content=bundle,
+        headers=uploader,
         params={"subject_digest": "sha256:" + "1" * 64, "subject_name": "app.tar.gz"},
     )
     assert wrong.status_code == 422
     assert wrong.json()["error"]["code"] == "subject_mismatch"
 
     ok = client.post(
-        "/v1/attestations", content=bundle, headers=uploader,
+        "/v1/attestations",
+        content=bundle,
+        headers=uploader,
         params={"subject_digest": f"sha256:{digest}", "subject_name": "app.tar.gz"},
     )
     assert ok.status_code == 201, ok.text
@@ -126,7 +130,9 @@ def test_bad_subject_digest_parameter_is_400(
     client: TestClient, stack: SigstoreTestStack, uploader: dict
 ) -> None:
     response = client.post(
-        "/v1/attestations", content=stack.sign_artifact(b"x").encode(), headers=uploader,
+        "/v1/attestations",
+        content=stack.sign_artifact(b"x").encode(),
+        headers=uploader,
         params={"subject_digest": "sha256:xyz"},
     )
     assert response.status_code == 400
@@ -147,8 +153,12 @@ def test_bad_subject_digest_parameter_is_400(
     ],
 )
 def test_rejections_are_422_recorded_and_store_nothing(
-    client: TestClient, stack: SigstoreTestStack, uploader: dict, db: Database,
-    tamper: str, code: str,
+    client: TestClient,
+    stack: SigstoreTestStack,
+    uploader: dict,
+    db: Database,
+    tamper: str,
+    code: str,
 ) -> None:
     bundle = stack.sign_dsse(statement(), tamper=tamper).encode()
     response = client.post("/v1/attestations", content=bundle, headers=uploader)
@@ -227,7 +237,8 @@ def test_bare_dsse_with_a_configured_key(
 
     stranger = ec.generate_private_key(ec.SECP256R1())
     unknown = client.post(
-        "/v1/attestations", content=stack.sign_bare_dsse(statement(), stranger).encode(),
+        "/v1/attestations",
+        content=stack.sign_bare_dsse(statement(), stranger).encode(),
         headers=uploader,
     )
     assert unknown.status_code == 422
@@ -265,8 +276,9 @@ def test_jsonl_lines_are_stored_or_rejected_on_their_own(
     assert result["results"][1]["error"]["code"] == "signature_invalid"
     assert _count(db, Attestation) == 2
 
-    again = client.post("/v1/attestations", content=(good1 + "\n" + good2).encode(),
-                        headers=uploader)
+    again = client.post(
+        "/v1/attestations", content=(good1 + "\n" + good2).encode(), headers=uploader
+    )
     assert again.status_code == 200
     assert again.json()["existing"] == 2
 
@@ -276,9 +288,12 @@ def test_scopes_on_ingest_and_queries(
 ) -> None:
     bundle = stack.sign_dsse(statement()).encode()
     assert client.post("/v1/attestations", content=bundle, headers=reader).status_code == 403
-    assert client.get(
-        "/v1/attestations", params={"subject_digest": "sha256:" + "0" * 64}, headers=uploader
-    ).status_code == 403
+    assert (
+        client.get(
+            "/v1/attestations", params={"subject_digest": "sha256:" + "0" * 64}, headers=uploader
+        ).status_code
+        == 403
+    )
 
 
 def test_unknown_attestation_and_bad_cursor(client: TestClient, reader: dict) -> None:
@@ -301,8 +316,9 @@ def test_pagination_by_subject(
     digest = "ab" * 32
     ids = set()
     for _ in range(5):
-        r = client.post("/v1/attestations", content=stack.sign_dsse(statement(digest=digest)),
-                        headers=uploader)
+        r = client.post(
+            "/v1/attestations", content=stack.sign_dsse(statement(digest=digest)), headers=uploader
+        )
         ids.add(r.json()["id"])
     seen: list[str] = []
     cursor = None
