@@ -175,7 +175,7 @@ def _result(outcome: service.Outcome) -> UploadResult:
             if outcome.error
             else None
         ),
-        attestation=summary(outcome.attestation) if outcome.attestation else None,
+        attestation=outcome.attestation,
     )
 
 

@@ -333,3 +333,54 @@ def test_pagination_by_subject(
             break
     assert sorted(seen) == sorted(ids)
     assert len(seen) == len(set(seen))
+
+
+def _two_subject_statement() -> dict:
+    st = statement("two")
+    st["subject"].append({"name": "two-b", "digest": {"sha256": "EF" * 32, "sha1": "12" * 20}})
+    return st
+
+
+@pytest.mark.parametrize("kind", ["keyless", "two-subjects", "message", "key-bundle", "bare-dsse"])
+def test_the_upload_answer_is_the_stored_records_summary(
+    client: TestClient,
+    stack: SigstoreTestStack,
+    uploader: dict,
+    reader: dict,
+    db: Database,
+    kind: str,
+) -> None:
+    """A new upload is answered from the values inserted, not from a row read back: both must
+    say the same, and re-uploading (answered from the stored row) must say it again."""
+    artifact = hashlib.sha256(b"artifact").hexdigest()
+    params: dict[str, str] = {}
+    if kind == "keyless":
+        body = stack.sign_dsse(statement(), extensions=github_actions_extensions())
+    elif kind == "two-subjects":
+        body = stack.sign_dsse(_two_subject_statement())
+    elif kind == "message":
+        body = stack.sign_artifact(b"artifact")
+        params = {"subject_digest": f"sha256:{artifact}", "subject_name": "artifact.bin"}
+    elif kind == "key-bundle":
+        body = stack.sign_dsse_with_key(statement(), RELEASE_KEY)
+    else:
+        body = stack.sign_bare_dsse(statement(), RELEASE_KEY)
+    created = client.post("/v1/attestations", content=body, params=params, headers=uploader)
+    assert created.status_code == 201, created.text
+    again = client.post("/v1/attestations", content=body, params=params, headers=uploader)
+    assert again.status_code == 200, again.text
+    answer = created.json()["attestation"]
+    assert answer["uploaded_at"].endswith("Z")
+    listed = client.get(
+        "/v1/attestations",
+        params={"subject_digest": f"sha256:{answer['subjects'][0]['digest']['sha256']}"},
+        headers=reader,
+    ).json()["items"]
+    for stored in (again.json()["attestation"], *listed):
+        # SQLite hands the stored time back without its zone, so read answers lack the "Z"
+        # (as they always have); the instant is the same.
+        if db.dialect == "sqlite":
+            stored["uploaded_at"] += "Z"
+        assert stored == answer
+    assert len(listed) == 1
+    assert answer["uploaded_by"] == "ci" and answer["revoked"] is False
