@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -63,6 +63,11 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# Built once, with the id as a parameter: building the expression and its cache key cost
+# more than the read itself (~70 us of ~140 on SQLite).
+_KNOWN_KIND = select(Attestation.content_kind).where(Attestation.id == bindparam("id"))
+
+
 def ingest(
     db: Database,
     trust: TrustStore,
@@ -83,7 +88,7 @@ def ingest(
     digest = sha256_hex(raw)
     # One read, outside a transaction (there is nothing to commit): most uploads are new.
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        known = connection.scalar(select(Attestation.content_kind).where(Attestation.id == digest))
+        known = connection.scalar(_KNOWN_KIND, {"id": digest})
     if known is not None:
         with db.session() as session:
             if _same_subject(session, digest, known, subject):
