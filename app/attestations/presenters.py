@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
+from typing import Any
 
 from app.attestations.models import Attestation
 from app.attestations.schemas import (
@@ -14,7 +17,7 @@ from app.attestations.schemas import (
 )
 
 
-def _subjects(row: Attestation) -> list[SubjectOut]:
+def _subjects(row: Attestation | SimpleNamespace) -> list[SubjectOut]:
     grouped: dict[str, dict[str, str]] = defaultdict(dict)
     for s in row.subjects:
         grouped[s.name][s.algorithm] = s.digest
@@ -25,7 +28,16 @@ def summary(row: Attestation) -> AttestationSummary:
     return AttestationSummary(**_summary_fields(row))
 
 
-def _summary_fields(row: Attestation) -> dict[str, object]:
+def new_summary(
+    values: Mapping[str, Any], subjects: Sequence[Mapping[str, Any]]
+) -> AttestationSummary:
+    """``summary`` of a row just inserted, from the values inserted: no ORM instance is built
+    for an upload only to be read here (``ingest``), and the fields come from the same code."""
+    row = SimpleNamespace(**values, subjects=[SimpleNamespace(**s) for s in subjects])
+    return AttestationSummary(**_summary_fields(row))
+
+
+def _summary_fields(row: Attestation | SimpleNamespace) -> dict[str, object]:
     return {
         "id": row.id,
         "format": row.format,
@@ -34,7 +46,9 @@ def _summary_fields(row: Attestation) -> dict[str, object]:
         "predicate_type": row.predicate_type,
         "subjects": _subjects(row),
         "signer": SignerOut(
-            kind=row.signer_kind, issuer=row.signer_issuer, san=row.signer_san,
+            kind=row.signer_kind,
+            issuer=row.signer_issuer,
+            san=row.signer_san,
             key_id=row.signer_key_id,
         ),
         "trust_root": row.trust_root,

@@ -124,12 +124,18 @@ async def upload(
         results = []
         for number, line in enumerate(lines, start=1):
             outcome = await run_in_threadpool(
-                service.ingest, db, trust, line, uploader=principal.name, subject=subject,
+                service.ingest,
+                db,
+                trust,
+                line,
+                uploader=principal.name,
+                subject=subject,
                 line=number,
             )
             results.append(LineResult(line=number, **_result(outcome).model_dump()))
-        counts = {s: sum(r.status == s for r in results) for s in ("created", "existing",
-                                                                  "rejected")}
+        counts = {
+            s: sum(r.status == s for r in results) for s in ("created", "existing", "rejected")
+        }
         response = JsonlUploadResponse(results=results, **counts)
         if counts["rejected"] == len(results):
             status = 422
@@ -140,7 +146,12 @@ async def upload(
         return _json(response.model_dump(mode="json"), status)
 
     outcome = await run_in_threadpool(
-        service.ingest, db, trust, body, uploader=principal.name, subject=subject,
+        service.ingest,
+        db,
+        trust,
+        body,
+        uploader=principal.name,
+        subject=subject,
         detected=detected,
     )
     if outcome.error is not None:
@@ -164,7 +175,7 @@ def _result(outcome: service.Outcome) -> UploadResult:
             if outcome.error
             else None
         ),
-        attestation=summary(outcome.attestation) if outcome.attestation else None,
+        attestation=outcome.attestation,
     )
 
 
@@ -197,9 +208,7 @@ def list_attestations(
             session, algorithm, hex_, predicate_type=predicate_type, after=after, limit=limit
         )
         items = [summary(r) for r in rows]
-    next_cursor = (
-        _encode_cursor(rows[-1].uploaded_at, rows[-1].id) if len(rows) == limit else None
-    )
+    next_cursor = _encode_cursor(rows[-1].uploaded_at, rows[-1].id) if len(rows) == limit else None
     return AttestationPage(items=items, next_cursor=next_cursor)
 
 

@@ -80,11 +80,55 @@ def _verifier(root: TrustedRoot) -> Verifier:
     return verifier
 
 
-def issuer_in_root(cert: x509.Certificate, root: TrustedRoot) -> bool:
-    """Whether ``root`` holds the CA that issued ``cert`` (so its verdict on the chain counts)."""
+@dataclass(frozen=True)
+class _CaIdentity:
+    """What ``issuer_in_root`` compares a leaf against, for one CA of a root."""
+
+    subject: x509.Name
+    # The CA's SubjectKeyIdentifier; None if it has none; the error if its extensions do not
+    # parse (raised only when asked for, as reading the certificate itself would).
+    key_id: bytes | ValueError | None
+
+
+# Parsing a root's CA certificates costs far more than the comparison, and every keyless
+# bundle asks about each configured root (for the try order, and again for a failure's
+# relevance); kept like _VERIFIERS, per root object. None: the root has no Fulcio CA.
+_ISSUERS: dict[int, tuple[TrustedRoot, list[_CaIdentity] | None]] = {}
+
+
+def _ca_identities(root: TrustedRoot) -> list[_CaIdentity] | None:
+    cached = _ISSUERS.get(id(root))
+    if cached is not None and cached[0] is root:
+        return cached[1]
     try:
         cas = root.get_fulcio_certs()
     except SigstoreError:
+        identities = None
+    else:
+        identities = [_CaIdentity(ca.subject, _key_id(ca)) for ca in cas]
+    if len(_ISSUERS) >= _VERIFIERS_MAX:
+        _ISSUERS.clear()
+    _ISSUERS[id(root)] = (root, identities)
+    return identities
+
+
+def _key_id(ca: x509.Certificate) -> bytes | ValueError | None:
+    try:
+        return ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        return None
+    except ValueError as exc:
+        return exc
+
+
+def issuer_in_root(cert: x509.Certificate, root: TrustedRoot) -> bool:
+    """Whether ``root`` holds the CA that issued ``cert`` (so its verdict on the chain counts).
+
+    By the issuing key when the certificate names it (an impostor CA can copy names, not
+    keys), else by the issuer's name.
+    """
+    cas = _ca_identities(root)
+    if cas is None:
         return False
     try:
         aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
@@ -92,11 +136,9 @@ def issuer_in_root(cert: x509.Certificate, root: TrustedRoot) -> bool:
         aki = None
     for ca in cas:
         if aki is not None and aki.key_identifier is not None:
-            try:
-                ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-            except x509.ExtensionNotFound:
-                continue
-            if ski.digest == aki.key_identifier:
+            if isinstance(ca.key_id, ValueError):
+                raise ca.key_id
+            if ca.key_id is not None and ca.key_id == aki.key_identifier:
                 return True
         elif ca.subject == cert.issuer:
             return True

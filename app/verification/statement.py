@@ -65,15 +65,16 @@ def parse_statement(payload: bytes | str | Mapping[str, Any]) -> ParsedStatement
     ``statement_invalid`` naming the first problem found.
     """
     if isinstance(payload, Mapping):
-        data: object = payload
+        # The caller's mapping is not ours to normalise: work on a copy.
+        statement = copy.deepcopy(dict(payload))
     else:
         try:
             data = json.loads(payload)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise _invalid(f"payload is not JSON: {exc}") from exc
-    if not isinstance(data, Mapping):
-        raise _invalid("payload is not a JSON object")
-    statement = copy.deepcopy(dict(data))
+        if not isinstance(data, dict):
+            raise _invalid("payload is not a JSON object")
+        statement = data  # parsed just now: nothing else holds it, so no copy
 
     statement_type = statement.get("_type")
     if statement_type not in STATEMENT_TYPES:

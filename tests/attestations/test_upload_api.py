@@ -104,14 +104,18 @@ def test_message_signature_needs_and_records_the_subject(
     assert missing.json()["error"]["code"] == "subject_missing"
 
     wrong = client.post(
-        "/v1/attestations", content=bundle, headers=uploader,
+        "/v1/attestations",
+        content=bundle,
+        headers=uploader,
         params={"subject_digest": "sha256:" + "1" * 64, "subject_name": "app.tar.gz"},
     )
     assert wrong.status_code == 422
     assert wrong.json()["error"]["code"] == "subject_mismatch"
 
     ok = client.post(
-        "/v1/attestations", content=bundle, headers=uploader,
+        "/v1/attestations",
+        content=bundle,
+        headers=uploader,
         params={"subject_digest": f"sha256:{digest}", "subject_name": "app.tar.gz"},
     )
     assert ok.status_code == 201, ok.text
@@ -126,7 +130,9 @@ def test_bad_subject_digest_parameter_is_400(
     client: TestClient, stack: SigstoreTestStack, uploader: dict
 ) -> None:
     response = client.post(
-        "/v1/attestations", content=stack.sign_artifact(b"x").encode(), headers=uploader,
+        "/v1/attestations",
+        content=stack.sign_artifact(b"x").encode(),
+        headers=uploader,
         params={"subject_digest": "sha256:xyz"},
     )
     assert response.status_code == 400
@@ -147,8 +153,12 @@ def test_bad_subject_digest_parameter_is_400(
     ],
 )
 def test_rejections_are_422_recorded_and_store_nothing(
-    client: TestClient, stack: SigstoreTestStack, uploader: dict, db: Database,
-    tamper: str, code: str,
+    client: TestClient,
+    stack: SigstoreTestStack,
+    uploader: dict,
+    db: Database,
+    tamper: str,
+    code: str,
 ) -> None:
     bundle = stack.sign_dsse(statement(), tamper=tamper).encode()
     response = client.post("/v1/attestations", content=bundle, headers=uploader)
@@ -227,7 +237,8 @@ def test_bare_dsse_with_a_configured_key(
 
     stranger = ec.generate_private_key(ec.SECP256R1())
     unknown = client.post(
-        "/v1/attestations", content=stack.sign_bare_dsse(statement(), stranger).encode(),
+        "/v1/attestations",
+        content=stack.sign_bare_dsse(statement(), stranger).encode(),
         headers=uploader,
     )
     assert unknown.status_code == 422
@@ -265,8 +276,9 @@ def test_jsonl_lines_are_stored_or_rejected_on_their_own(
     assert result["results"][1]["error"]["code"] == "signature_invalid"
     assert _count(db, Attestation) == 2
 
-    again = client.post("/v1/attestations", content=(good1 + "\n" + good2).encode(),
-                        headers=uploader)
+    again = client.post(
+        "/v1/attestations", content=(good1 + "\n" + good2).encode(), headers=uploader
+    )
     assert again.status_code == 200
     assert again.json()["existing"] == 2
 
@@ -276,9 +288,12 @@ def test_scopes_on_ingest_and_queries(
 ) -> None:
     bundle = stack.sign_dsse(statement()).encode()
     assert client.post("/v1/attestations", content=bundle, headers=reader).status_code == 403
-    assert client.get(
-        "/v1/attestations", params={"subject_digest": "sha256:" + "0" * 64}, headers=uploader
-    ).status_code == 403
+    assert (
+        client.get(
+            "/v1/attestations", params={"subject_digest": "sha256:" + "0" * 64}, headers=uploader
+        ).status_code
+        == 403
+    )
 
 
 def test_unknown_attestation_and_bad_cursor(client: TestClient, reader: dict) -> None:
@@ -301,8 +316,9 @@ def test_pagination_by_subject(
     digest = "ab" * 32
     ids = set()
     for _ in range(5):
-        r = client.post("/v1/attestations", content=stack.sign_dsse(statement(digest=digest)),
-                        headers=uploader)
+        r = client.post(
+            "/v1/attestations", content=stack.sign_dsse(statement(digest=digest)), headers=uploader
+        )
         ids.add(r.json()["id"])
     seen: list[str] = []
     cursor = None
@@ -317,3 +333,54 @@ def test_pagination_by_subject(
             break
     assert sorted(seen) == sorted(ids)
     assert len(seen) == len(set(seen))
+
+
+def _two_subject_statement() -> dict:
+    st = statement("two")
+    st["subject"].append({"name": "two-b", "digest": {"sha256": "EF" * 32, "sha1": "12" * 20}})
+    return st
+
+
+@pytest.mark.parametrize("kind", ["keyless", "two-subjects", "message", "key-bundle", "bare-dsse"])
+def test_the_upload_answer_is_the_stored_records_summary(
+    client: TestClient,
+    stack: SigstoreTestStack,
+    uploader: dict,
+    reader: dict,
+    db: Database,
+    kind: str,
+) -> None:
+    """A new upload is answered from the values inserted, not from a row read back: both must
+    say the same, and re-uploading (answered from the stored row) must say it again."""
+    artifact = hashlib.sha256(b"artifact").hexdigest()
+    params: dict[str, str] = {}
+    if kind == "keyless":
+        body = stack.sign_dsse(statement(), extensions=github_actions_extensions())
+    elif kind == "two-subjects":
+        body = stack.sign_dsse(_two_subject_statement())
+    elif kind == "message":
+        body = stack.sign_artifact(b"artifact")
+        params = {"subject_digest": f"sha256:{artifact}", "subject_name": "artifact.bin"}
+    elif kind == "key-bundle":
+        body = stack.sign_dsse_with_key(statement(), RELEASE_KEY)
+    else:
+        body = stack.sign_bare_dsse(statement(), RELEASE_KEY)
+    created = client.post("/v1/attestations", content=body, params=params, headers=uploader)
+    assert created.status_code == 201, created.text
+    again = client.post("/v1/attestations", content=body, params=params, headers=uploader)
+    assert again.status_code == 200, again.text
+    answer = created.json()["attestation"]
+    assert answer["uploaded_at"].endswith("Z")
+    listed = client.get(
+        "/v1/attestations",
+        params={"subject_digest": f"sha256:{answer['subjects'][0]['digest']['sha256']}"},
+        headers=reader,
+    ).json()["items"]
+    for stored in (again.json()["attestation"], *listed):
+        # SQLite hands the stored time back without its zone, so read answers lack the "Z"
+        # (as they always have); the instant is the same.
+        if db.dialect == "sqlite":
+            stored["uploaded_at"] += "Z"
+        assert stored == answer
+    assert len(listed) == 1
+    assert answer["uploaded_by"] == "ci" and answer["revoked"] is False

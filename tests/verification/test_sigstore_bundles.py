@@ -366,6 +366,52 @@ def test_issuer_in_root_goes_by_the_issuing_key() -> None:
         assert sigstore_keyless.issuer_in_root(leaf, STACK.trusted_root) is expected
 
 
+def test_issuer_in_root_reads_each_roots_certificate_authorities_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    STACK.write_trusted_root(tmp_path / "root.json")
+    root = load_trusted_root_file(tmp_path / "root.json")
+    reads = 0
+    read = root.get_fulcio_certs
+
+    def counting() -> list[x509.Certificate]:
+        nonlocal reads
+        reads += 1
+        return read()
+
+    monkeypatch.setattr(root, "get_fulcio_certs", counting)
+    bad = json.loads(keyless_dsse("bad_chain"))["verificationMaterial"]["certificate"]
+    good = json.loads(keyless_dsse())["verificationMaterial"]["certificate"]
+    for _ in range(3):
+        for material, expected in ((bad, False), (good, True)):
+            leaf = x509.load_der_x509_certificate(base64.b64decode(material["rawBytes"]))
+            assert sigstore_keyless.issuer_in_root(leaf, root) is expected
+    assert reads == 1
+    # A reloaded root is another object: it is read again, never answered from the old one.
+    STACK.write_trusted_root(tmp_path / "root.json")
+    reloaded = load_trusted_root_file(tmp_path / "root.json")
+    leaf = x509.load_der_x509_certificate(base64.b64decode(good["rawBytes"]))
+    assert sigstore_keyless.issuer_in_root(leaf, reloaded) is True
+
+
+def test_issuer_in_root_without_an_authority_key_id_goes_by_the_issuer_name() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leaf")]))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(minutes=10))
+    )
+    ca_name = STACK.trusted_root.get_fulcio_certs()[0].subject
+    other = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "someone else")])
+    for issuer, expected in ((ca_name, True), (other, False)):
+        leaf = builder.issuer_name(issuer).sign(key, hashes.SHA256())
+        assert sigstore_keyless.issuer_in_root(leaf, STACK.trusted_root) is expected
+
+
 def _bundle_with_leaf(
     eku: list[x509.ObjectIdentifier],
     *,

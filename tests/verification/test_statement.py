@@ -107,6 +107,7 @@ def test_v01_predicate_may_be_omitted() -> None:
     body = stmt(_type="https://in-toto.io/Statement/v0.1")
     del body["predicate"]
     assert parse_statement(body).statement["predicate"] == {}
+    assert "predicate" not in body  # filled in on parse_statement's copy only
     del body["_type"]
     assert error_code(parse_statement, body | {"_type": "https://in-toto.io/Statement/v1"}) == (
         "statement_invalid"
