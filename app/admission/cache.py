@@ -79,9 +79,17 @@ def _forget(session: Session) -> None:
     session.info.pop(_BUMPED, None)
 
 
+_VERSION_TABLE = _VERSION.__table__
+# Built once: building the statement cost more than running it, on every upload.
+_BUMP = (
+    update(_VERSION_TABLE)
+    .where(_VERSION_TABLE.c.id == 1)
+    .values(version=_VERSION_TABLE.c.version + 1)
+)
+
+
 def bump_index_version(session: Session) -> None:
-    table = _VERSION.__table__
-    bump = update(table).where(table.c.id == 1).values(version=table.c.version + 1)
+    table, bump = _VERSION_TABLE, _BUMP
     connection = session.connection()  # Core: no ORM statement handling on every upload
     if connection.execute(bump).rowcount:
         return

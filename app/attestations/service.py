@@ -27,7 +27,7 @@ from app.attestations.models import (
 )
 from app.attestations.presenters import new_summary, summary
 from app.attestations.schemas import AttestationSummary
-from app.audit.service import append_events, pending_event, record_event
+from app.audit.service import append_event_rows, pending_event, record_event
 from app.db import Database
 from app.verification.errors import (
     MALFORMED,
@@ -176,7 +176,7 @@ def _store(
         with db.session() as session:
             _insert(session, rows, raw)
             attestations_changed(session)  # admission caches see the upload once it commits
-            append_events(session, [event])
+            append_event_rows(session, [event])
     except IntegrityError:
         # A concurrent identical upload won the race: its record is ours too.
         with db.session() as session:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.audit import keys, leaf
@@ -112,23 +112,27 @@ def append_event_rows(session: Session, events: Sequence[PendingEvent]) -> list[
         )
     # A Core insert: the ORM's unit of work at commit would cost more than the rows, and every
     # append holds the log's lock until that commit.
-    session.connection().execute(insert(AuditEvent.__table__), rows)
+    session.connection().execute(_INSERT_EVENTS, rows)
     return rows
+
+
+# Built once: building these statements cost more than running them, on every append.
+_INSERT_EVENTS = insert(AuditEvent.__table__)
+_CLAIM = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(size=_HEAD.c.size + bindparam("count", type_=_HEAD.c.size.type))
+    .returning(_HEAD.c.size)
+)
 
 
 def _claim_seqs(session: Session, count: int) -> int:
     """The first of ``count`` consecutive sequence numbers, taken from the head row."""
-    increment = (
-        update(_HEAD)
-        .where(_HEAD.c.id == 1)
-        .values(size=_HEAD.c.size + count)
-        .returning(_HEAD.c.size)
-    )
     # Core, on the session's connection: the ORM's statement handling is pure overhead here.
-    size = session.connection().execute(increment).scalar_one_or_none()
+    size = session.connection().execute(_CLAIM, {"count": count}).scalar_one_or_none()
     if size is None:
         _create_head(session)
-        size = session.connection().execute(increment).scalar_one()
+        size = session.connection().execute(_CLAIM, {"count": count}).scalar_one()
     return int(size) - count
 
 
