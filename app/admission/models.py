@@ -9,7 +9,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -18,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, BigIdType, JsonType
+from app.db import Base, BigIdType, JsonType, UtcDateTime
 
 
 class Decision(Base):
@@ -34,7 +33,7 @@ class Decision(Base):
 
     # Time-ordered UUID (v7 layout): shown to users in denial messages, sorts by time.
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     uid: Mapped[str] = mapped_column(String(256), index=True)  # the AdmissionReview's uid
     namespace: Mapped[str | None] = mapped_column(Text, index=True)
     kind: Mapped[str] = mapped_column(Text)  # group/version/Kind of the object
@@ -92,7 +91,7 @@ class DecisionImage(Base):
     decision_id: Mapped[str] = mapped_column(
         ForeignKey("admission_decisions.id", ondelete="CASCADE"), index=True
     )
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     image: Mapped[str] = mapped_column(Text)  # as written in the object
     repository: Mapped[str | None] = mapped_column(Text)  # normalized name: registry/path
     digest: Mapped[str | None] = mapped_column(Text)  # "sha256:<hex>"; None for a tag only

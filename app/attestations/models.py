@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import Base, BigIdType, JsonType
+from app.db import Base, BigIdType, JsonType, UtcDateTime
 
 
 class Attestation(Base):
@@ -25,7 +25,7 @@ class Attestation(Base):
     content_kind: Mapped[str] = mapped_column(Text)  # statement | message-signature | link
     predicate_type: Mapped[str | None] = mapped_column(Text, index=True)
     size: Mapped[int] = mapped_column(Integer)
-    uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    uploaded_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     uploaded_by: Mapped[str] = mapped_column(Text)
     # Signer facts, as verified: the first signer also gets columns for direct queries.
     signers: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)
@@ -44,7 +44,7 @@ class Attestation(Base):
     source_ref: Mapped[str | None] = mapped_column(Text)
     source_commit: Mapped[str | None] = mapped_column(Text, index=True)
     build_parameters: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     revoked_reason: Mapped[str | None] = mapped_column(Text)
 
     subjects: Mapped[list[AttestationSubject]] = relationship(

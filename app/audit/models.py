@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Integer, SmallInteger, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, BigIdType, JsonType
+from app.db import Base, BigIdType, JsonType, UtcDateTime
 
 
 class AuditEvent(Base):
@@ -23,7 +23,7 @@ class AuditEvent(Base):
     # 0-based and equal to the Merkle leaf index. Assigned by record_event under the head lock,
     # never by the database: a sequence/identity would leave gaps on rollback.
     seq: Mapped[int] = mapped_column(BigIdType, primary_key=True, autoincrement=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     type: Mapped[str] = mapped_column(String(64), index=True)
     actor: Mapped[str] = mapped_column(String(200))
     payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
@@ -59,4 +59,4 @@ class AuditCheckpoint(Base):
     tree_size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     root_hash: Mapped[str] = mapped_column(String(64))
     note: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

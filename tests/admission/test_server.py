@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,8 @@ def test_https_representative_decisions(
         )
         detail = c.get(f"/v1/decisions/{decision_id}", headers=reader).json()
         assert detail["outcome"] == "denied" and detail["kind"] == "batch/v1/CronJob"
+        # A time with its zone, on SQLite too (it stores none).
+        assert datetime.fromisoformat(detail["time"]).utcoffset() == timedelta(0)
         # Warn, dry run, excluded namespace, break-glass, unknown kind, DELETE.
         canary = f"ghcr.io/canary/app@sha256:{digest_of('canary')}"
         assert answer_of(c, review(with_images("pod", [canary])), webhook)["warnings"]
