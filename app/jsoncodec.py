@@ -46,14 +46,15 @@ def loads(data: bytes | str) -> Any:
         return json.loads(data)
 
 
-# An integer of 20 digits or more may not fit in 64 bits, where orjson would read a float.
-_LONG_NUMBER = re.compile(r"[0-9]{20}")
+# An integer of 19 digits or more may not fit in 64 bits (below -2**63 already has 19), where
+# orjson would read a float.
+_LONG_NUMBER = re.compile(r"[0-9]{19}")
 
 
 def loads_exact(data: str | bytes | memoryview) -> Any:
     """``json.loads``, exactly (what SQLAlchemy's ``json_deserializer`` must be: stored JSON
     reads back as written), through orjson whenever that gives the same result. orjson reads
-    an integer beyond 64 bits as a float, so text with a run of 20 digits (or anything orjson
+    an integer beyond 64 bits as a float, so text with a run of 19 digits (or anything orjson
     refuses) goes to the standard library."""
     text = data if isinstance(data, str) else bytes(data).decode()
     if _LONG_NUMBER.search(text) is None:
