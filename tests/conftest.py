@@ -119,8 +119,10 @@ def tokens(db: Database) -> TokenFactory:
     return TokenFactory(db)
 
 
-@pytest.fixture
-def app(db_url: str, policy_dir: Path):
+def make_app(db_url: str, policy_dir: Path, *, admission_recorder: str = "thread"):
+    """An in-process app on the test database and policies. It records admissions in a thread
+    by default: a child process per test app would cost a second each. The real server
+    processes (tests/server.py) use the default."""
     from app.main import create_app
     from app.settings import Settings
 
@@ -129,11 +131,14 @@ def app(db_url: str, policy_dir: Path):
             database_url=db_url,
             policy_dir=policy_dir,
             audit_key_file=policy_dir.parent / "audit-key.pem",
-            # In-process apps record in a thread: a child process per test app would cost a
-            # second each. The real server processes (tests/server.py) use the default.
-            admission_recorder="thread",
+            admission_recorder=admission_recorder,
         )
     )
+
+
+@pytest.fixture
+def app(db_url: str, policy_dir: Path):
+    return make_app(db_url, policy_dir)
 
 
 @pytest.fixture

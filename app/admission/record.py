@@ -189,7 +189,7 @@ def explanation_json(record: DecisionRecord) -> bytes:
     try:
         explanation = {**record.verdict.explanation(_image_fragment), "response": record.response}
         return orjson.dumps(explanation, option=orjson.OPT_SORT_KEYS)
-    except (orjson.JSONEncodeError, TypeError):
+    except orjson.JSONEncodeError:  # a value orjson refuses: the standard library writes it
         return canonical_bytes({**record.verdict.explanation(), "response": record.response})
 
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from typing import Generic, Protocol, TypeVar
 
 from app.admission.record import (
     DecisionRecord,
@@ -30,6 +30,7 @@ from app.admission.record import (
 )
 from app.db import Database
 
+T = TypeVar("T")
 _Entry = tuple[PreparedDecision, "asyncio.Future[None]", asyncio.AbstractEventLoop]
 _Outcome = tuple["asyncio.Future[None]", BaseException | None]
 
@@ -49,6 +50,42 @@ class RecorderClosed(RuntimeError):
     """The process is shutting down: the decision cannot be recorded any more."""
 
 
+class BatchQueue(Generic[T]):
+    """Items queued by any thread, taken in batches by one consumer thread: whatever has
+    arrived while it was busy, up to a limit."""
+
+    def __init__(self) -> None:
+        self._items: list[T] = []
+        self._ready = threading.Condition()
+        self._closed = False
+
+    def put(self, items: Iterable[T]) -> bool:
+        """Queue ``items``; False (and nothing queued) once the queue is closed."""
+        with self._ready:
+            if self._closed:
+                return False
+            self._items.extend(items)
+            self._ready.notify()
+            return True
+
+    def close(self) -> None:
+        """No more items: the consumer takes what is queued, then gets None."""
+        with self._ready:
+            self._closed = True
+            self._ready.notify()
+
+    def take(self, limit: int) -> list[T] | None:
+        """Up to ``limit`` items, waiting for one; None once closed and empty."""
+        with self._ready:
+            while not self._items and not self._closed:
+                self._ready.wait()
+            if not self._items:
+                return None
+            batch = self._items[:limit]
+            del self._items[:limit]
+            return batch
+
+
 class DecisionRecorder:
     def __init__(
         self,
@@ -60,10 +97,9 @@ class DecisionRecorder:
         self.db = db
         self.max_batch = max_batch
         self._save = save
-        self._pending: list[_Entry] = []
-        self._wakeup = threading.Condition()
-        self._closed = False
+        self._queue: BatchQueue[_Entry] = BatchQueue()
         self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
 
     async def record(self, record: DecisionRecord) -> None:
         """Return once ``record`` is committed; raise what recording it raised."""
@@ -73,19 +109,20 @@ class DecisionRecorder:
         prepared = prepare(record)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        with self._wakeup:
-            if self._closed:
-                raise RecorderClosed("the server is shutting down")
-            self._pending.append((prepared, future, loop))
+        self._start_writer()
+        if not self._queue.put([(prepared, future, loop)]):
+            raise RecorderClosed("the server is shutting down")
+        # A client that hangs up cancels only its wait: the decision stays queued and is recorded.
+        await future
+
+    def _start_writer(self) -> None:
+        # Started on first use, in the serving process (never before a fork).
+        with self._starting:
             if self._thread is None:
-                # Started on first use, in the serving process (never before a fork).
                 self._thread = threading.Thread(
                     target=self._run, name="provenant-decision-recorder", daemon=True
                 )
                 self._thread.start()
-            self._wakeup.notify()
-        # A client that hangs up cancels only its wait: the decision stays queued and is recorded.
-        await future
 
     async def start(self) -> None:
         """Nothing to do: the writer thread starts with the first decision."""
@@ -95,22 +132,14 @@ class DecisionRecorder:
 
     def close(self, timeout: float = 30.0) -> None:
         """Record what is queued, then stop."""
-        with self._wakeup:
-            self._closed = True
-            self._wakeup.notify()
+        self._queue.close()
+        with self._starting:
             thread = self._thread
         if thread is not None:
             thread.join(timeout)
 
     def _run(self) -> None:
-        while True:
-            with self._wakeup:
-                while not self._pending and not self._closed:
-                    self._wakeup.wait()
-                if not self._pending:
-                    return
-                batch = self._pending[: self.max_batch]
-                del self._pending[: self.max_batch]
+        while (batch := self._queue.take(self.max_batch)) is not None:
             self._settle(self._write(batch))
 
     def _write(self, batch: list[_Entry]) -> list[tuple[_Entry, BaseException | None]]:

@@ -45,6 +45,7 @@ from app.admission.record import (
     to_message,
     write_batch,
 )
+from app.admission.recorder import BatchQueue
 from app.db import Database
 
 log = logging.getLogger("provenant.admission")
@@ -232,7 +233,7 @@ def serve(sock: socket.socket, db: Database, max_batch: int = MAX_BATCH) -> None
     commits the previous batch: the database's I/O then overlaps with the Python work instead of
     adding to it, and the next batch is ready when the commit returns."""
     sock.sendall(_frame({"ready": True}))
-    inbox = _Inbox()
+    inbox: BatchQueue[_Item] = BatchQueue()
     reader = threading.Thread(
         target=_read, args=(sock, inbox), name="provenant-recorder-reader", daemon=True
     )
@@ -246,37 +247,7 @@ def serve(sock: socket.socket, db: Database, max_batch: int = MAX_BATCH) -> None
 _Item = PreparedDecision | tuple[str, str]
 
 
-class _Inbox:
-    """What the reader has prepared and the writer has not yet taken."""
-
-    def __init__(self) -> None:
-        self._items: list[_Item] = []
-        self._ready = threading.Condition()
-        self._closed = False
-
-    def put(self, items: list[_Item]) -> None:
-        with self._ready:
-            self._items.extend(items)
-            self._ready.notify()
-
-    def close(self) -> None:
-        with self._ready:
-            self._closed = True
-            self._ready.notify()
-
-    def take(self, limit: int) -> list[_Item] | None:
-        """Up to ``limit`` items, waiting for one; None once closed and empty."""
-        with self._ready:
-            while not self._items and not self._closed:
-                self._ready.wait()
-            if not self._items:
-                return None
-            batch = self._items[:limit]
-            del self._items[:limit]
-            return batch
-
-
-def _read(sock: socket.socket, inbox: _Inbox) -> None:
+def _read(sock: socket.socket, inbox: BatchQueue[_Item]) -> None:
     buffer = bytearray()
     try:
         while data := sock.recv(1 << 20):  # block until something arrives

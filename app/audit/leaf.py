@@ -30,11 +30,6 @@ def normalize_payload(payload: dict[str, Any]) -> dict[str, Any]:
     """
     if not isinstance(payload, dict):
         raise TypeError(f"audit payload must be a JSON object, not {type(payload).__name__}")
-    if _plain(payload):
-        try:
-            return orjson.loads(orjson.dumps(payload))  # type: ignore[no-any-return]
-        except orjson.JSONEncodeError:
-            pass  # a lone surrogate: the standard library's round trip decides
     return json.loads(json.dumps(payload, allow_nan=False))
 
 
@@ -48,12 +43,18 @@ def canonical_json(value: Any) -> bytes:
     tests/audit/test_leaf.py checks the two agree on generated values); anything else goes to
     the reference implementation.
     """
-    if _plain(value):
-        try:
-            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-        except orjson.JSONEncodeError:
-            pass  # a lone surrogate: let the reference implementation decide
-    return rfc8785.dumps(value)
+    written = _written_by_orjson(value)
+    return written if written is not None else rfc8785.dumps(value)
+
+
+def _written_by_orjson(value: Any) -> bytes | None:
+    """RFC 8785 JSON of ``value`` from orjson, where that is exactly the same; else None."""
+    if not _plain(value):
+        return None
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return None  # a lone surrogate: the reference implementation decides
 
 
 def _plain(value: Any) -> bool:
@@ -81,13 +82,9 @@ def payload_hash(payload: dict[str, Any]) -> str:
 def normalized_with_hash(payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
     """``normalize_payload`` and ``payload_hash`` of the result, from one serialization where
     orjson can write the canonical form (every admission appends an event)."""
-    if isinstance(payload, dict) and _plain(payload):
-        try:
-            data = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-        except orjson.JSONEncodeError:
-            pass  # a lone surrogate: the general path decides
-        else:
-            return orjson.loads(data), hashlib.sha256(data).hexdigest()
+    written = _written_by_orjson(payload) if isinstance(payload, dict) else None
+    if written is not None:
+        return orjson.loads(written), hashlib.sha256(written).hexdigest()
     normalized = normalize_payload(payload)
     return normalized, payload_hash(normalized)
 

@@ -52,7 +52,7 @@ def payload_hash(payload: dict[str, Any]) -> str:
 
 def record_event(session: Session, type_: str, actor: str, payload: dict[str, Any]) -> AuditEvent:
     """Append an event in the caller's transaction (see the module docstring for the locking)."""
-    return record_events(session, [(type_, actor, payload)])[0]
+    return append_events(session, [pending_event(type_, actor, payload)])[0]
 
 
 @dataclass(frozen=True)
@@ -70,13 +70,6 @@ def pending_event(type_: str, actor: str, payload: dict[str, Any]) -> PendingEve
     and batch writers can do this work outside their transaction."""
     normalized, p_hash = leaf.normalized_with_hash(payload)
     return PendingEvent(type_, actor, normalized, p_hash)
-
-
-def record_events(
-    session: Session, events: Sequence[tuple[str, str, dict[str, Any]]]
-) -> list[AuditEvent]:
-    """Append several events, in order, in the caller's transaction."""
-    return append_events(session, [pending_event(*event) for event in events])
 
 
 def append_events(session: Session, events: Sequence[PendingEvent]) -> list[AuditEvent]:

@@ -45,6 +45,7 @@ from app.main import create_app
 from app.settings import Settings
 from tests.admission.helpers import APP, review, with_images
 from tests.admission.test_validate import validate
+from tests.conftest import make_app
 
 
 def make_records(app: FastAPI, count: int) -> list[DecisionRecord]:
@@ -154,14 +155,7 @@ def test_the_child_records_every_message_and_confines_a_bad_one(
 
 @pytest.fixture
 def process_app(db_url: str, policy_dir: Path) -> FastAPI:
-    return create_app(
-        Settings(
-            database_url=db_url,
-            policy_dir=policy_dir,
-            audit_key_file=policy_dir.parent / "audit-key.pem",
-            admission_recorder="process",
-        )
-    )
+    return make_app(db_url, policy_dir, admission_recorder="process")
 
 
 def test_a_decision_is_committed_before_its_answer_leaves(
