@@ -11,6 +11,7 @@ import pytest
 
 from app.policy.loader import PolicyLoadError
 from app.policy.slsa import VSA_V1
+from app.policy.store import PolicySet
 from app.policy.vsa import check_vsa, parse_vsa_requirement
 from tests.policy.helpers import DIGEST, NOW, Key, decide, load, policy, stored, write
 
@@ -58,7 +59,7 @@ def hub() -> Key:
     return Key()
 
 
-def policy_set(directory: Path, hub: Key, **fields: Any):  # noqa: ANN201
+def policy_set(directory: Path, hub: Key, **fields: Any) -> PolicySet:
     write(directory, "keys/hub.pub", hub.pem)
     return load(directory, policy(authorities="", require=requirement(**fields)))
 
