@@ -14,6 +14,11 @@ import pytest
 from typer.testing import CliRunner
 
 from app.cli import cli
+from app.policy.slsa import check_slsa, parse_slsa_requirement
+from app.verification.errors import VerificationError
+from app.verification.keyring import load_keys
+from app.verification.trust import TrustStore
+from app.verification.verify import verify_document
 from app.vsa.envelope import sign_statement
 from app.vsa.keys import VsaKeyring, VsaSigner
 from app.vsa.offline import Expectations, verify_vsa
@@ -231,3 +236,32 @@ def test_the_cli_verifies_an_upstream_vector_and_says_why_one_fails() -> None:
     stale = runner.invoke(cli, [*args, "--max-age", "7d"])
     assert stale.exit_code == 1
     assert "FAILED: ErrorExpiredVSA: VSA expired: verified at" in stale.stderr
+
+
+def test_an_issued_vsa_passes_the_checks_applied_to_the_vectors(
+    signer: VsaSigner, tmp_path: Path
+) -> None:
+    """The two halves tests/verification/test_testdata_intoto.py and
+    tests/policy/test_testdata_slsa.py apply to slsa-verifier's VSA: ingest's verifier with the
+    key under keys/, then the slsa: VSA checks on the Statement."""
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "hub.pub").write_text(signer.public_key_pem)
+    data = json.dumps(issued(signer)).encode()
+    document = verify_document(data, TrustStore(keys=load_keys(tmp_path)))
+    assert document.format == "dsse"
+    assert document.predicate_type == "https://slsa.dev/verification_summary/v1"
+    assert document.signers[0].key_id == signer.key_id
+    requirement = parse_slsa_requirement(
+        {
+            "verifierId": "https://provenant.local/vsa-verifier",
+            "resourceUri": RESOURCE,
+            "verifiedLevels": ["SLSA_BUILD_LEVEL_3"],
+        }
+    )
+    assert check_slsa(requirement, document.statement or {}).passed
+    stranger = tmp_path / "stranger"
+    (stranger / "keys").mkdir(parents=True)
+    (stranger / "keys" / "other.pub").write_text(VsaKeyring(tmp_path / "k").signer().public_key_pem)
+    with pytest.raises(VerificationError) as raised:
+        verify_document(data, TrustStore(keys=load_keys(stranger)))
+    assert raised.value.code == "untrusted_key"
