@@ -75,8 +75,11 @@ def read_envelope(data: bytes) -> Mapping[str, Any]:
     if len(data) > MAX_FILE_BYTES:
         raise ValueError(f"file is larger than {MAX_FILE_BYTES} bytes")
     text = data.decode("utf-8", errors="strict").strip()
-    first = text.splitlines()[0] if text.startswith("{") and "\n{" in text else text
-    document = json.loads(first)
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        # .intoto.jsonl: one envelope a line; slsa-verifier reads the first.
+        document = json.loads(text.splitlines()[0]) if text else None
     if not isinstance(document, dict):
         raise ValueError("not a JSON object")
     envelope = document.get("dsseEnvelope", document)
@@ -96,9 +99,12 @@ def trust_for(public_key_pem: bytes) -> TrustStore:
 def verify_vsa(data: bytes, expect: Expectations, now: datetime) -> Report:
     try:
         trust = trust_for(expect.public_key_pem)
+    except ValueError as exc:
+        return _fail("ErrorInvalidPublicKey", str(exc))
+    try:
         envelope = dict(read_envelope(data))
     except (ValueError, UnicodeDecodeError) as exc:
-        return _fail("ErrorInvalidDssePayload", str(exc))
+        return _fail("ErrorInvalidDssePayload", f"not a VSA envelope: {exc}")
     if expect.public_key_id is not None:
         # slsa-verifier matches the signature's keyid exactly; an unmatched id is no signature.
         signatures = envelope.get("signatures")

@@ -265,3 +265,30 @@ def test_an_issued_vsa_passes_the_checks_applied_to_the_vectors(
     with pytest.raises(VerificationError) as raised:
         verify_document(data, TrustStore(keys=load_keys(stranger)))
     assert raised.value.code == "untrusted_key"
+
+
+@pytest.mark.parametrize(
+    ("content", "key", "error", "reason"),
+    [
+        (b"{not json", None, "ErrorInvalidDssePayload", "not a VSA envelope"),
+        (b'{"payload": 1}', None, "ErrorNoValidSignature", "malformed"),
+        (b"\xff\xfe", None, "ErrorInvalidDssePayload", "not a VSA envelope"),
+        (None, b"not a key", "ErrorInvalidPublicKey", "--public-key is not a usable PEM"),
+    ],
+    ids=["json", "shape", "bytes", "key"],
+)
+def test_malformed_input_is_a_failure_not_a_crash(
+    signer: VsaSigner,
+    tmp_path: Path,
+    content: bytes | None,
+    key: bytes | None,
+    error: str,
+    reason: str,
+) -> None:
+    vsa_file, key_file = tmp_path / "vsa.json", tmp_path / "key.pem"
+    vsa_file.write_bytes(content or json.dumps(issued(signer)).encode())
+    key_file.write_bytes(key or signer.public_key_pem.encode())
+    args = ["vsa", "verify", str(vsa_file), "--public-key", str(key_file)]
+    result = CliRunner().invoke(cli, [*args, "--resource-uri", RESOURCE])
+    assert result.exit_code == 1, result.output
+    assert f"FAILED: {error}: " in result.stderr and reason in result.stderr
