@@ -617,11 +617,18 @@ class _Compiler:
         except (ValueError, TypeError) as exc:
             self.fail(*_refine(loc, "vsa", str(exc)))
             requirement = None
-        key_spec = self.quietly(schema.KeyRef, vsa.get("publicKey"))
+        public_key = vsa.get("publicKey")
+        if isinstance(public_key, str):
+            # The flat spelling: a file of the policy directory, or the PEM itself.
+            is_pem = public_key.lstrip().startswith("-----BEGIN")
+            public_key = {"data": public_key} if is_pem else {"file": public_key}
+        key_spec = self.quietly(schema.KeyRef, public_key)
         authority = None
         if key_spec is None and "publicKey" in vsa:
             self.fail(
-                (*loc, "publicKey"), "must be {file: keys/<name>.pub} or {data: <inline PEM>}"
+                (*loc, "publicKey"),
+                "must be a file of the policy directory (keys/<name>.pub), an inline PEM, "
+                "{file: ...} or {data: ...}",
             )
         elif key_spec is not None:
             authority = self.key("vsa.publicKey", key_spec, (*loc, "publicKey"))

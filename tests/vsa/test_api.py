@@ -6,14 +6,18 @@ import base64
 import hashlib
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from app.audit.models import AuditEvent
+from app.cli import cli
 from app.db import Database
+from app.settings import get_settings
 from app.vsa.offline import Expectations, verify_vsa
 from tests.attestations.conftest import statement
 from tests.helpers import TokenFactory
@@ -226,3 +230,31 @@ def test_rotation_publishes_both_keys_and_signs_with_the_new_one(
     assert not verify_vsa(
         after.content, Expectations(old_pem, resource_uri=RESOURCE), datetime.now(UTC)
     ).ok
+
+
+def test_policy_digest_cli_matches_what_the_vsa_states(
+    client: TestClient, tokens: TokenFactory, policy_dir: Path
+) -> None:
+    response = client.get(
+        f"/v1/artifacts/sha256:{DIGEST}/vsa?image={REPOSITORY}", headers=tokens("read")
+    )
+    stated = payload(response.json())["predicate"]["policy"]["digest"]["sha256"]
+    # Comments and layout do not count: the document as loaded does.
+    policy_file = policy_dir / "policy.yaml"
+    policy_file.write_text(
+        "# reviewed\n" + policy_file.read_text().replace("  images:", "  images:  ")
+    )
+    printed = CliRunner().invoke(cli, ["vsa", "policy-digest", str(policy_file)])
+    assert printed.exit_code == 0, printed.output
+    assert printed.stdout.strip() == f"sha256:{stated}"
+
+
+def test_vsa_get_refuses_a_tag(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROVENANT_TOKEN", "t")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["vsa", "get", f"{REPOSITORY}:v1", "-o", "x.json"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "has no digest" in result.output

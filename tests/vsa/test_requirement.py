@@ -42,6 +42,7 @@ def vsa(**changes: Any) -> dict[str, Any]:
 
 def requirement(**fields: Any) -> str:
     spec = {
+        "policyUri": f"{VERIFIER}/policies/acme",
         "verifierId": VERIFIER,
         "publicKey": "{file: keys/hub.pub}",
         "minLevel": "SLSA_BUILD_LEVEL_2",
@@ -94,8 +95,12 @@ def test_a_fresh_vsa_from_the_trusted_verifier_admits(policy_dir: Path, hub: Key
         ({"timeVerified": "2026-02-27T11:00:00Z"}, "VSA expired: verified at 2026-02-27"),
         ({"timeVerified": "2026-03-02T12:00:00Z"}, "is in the future"),
         ({"timeVerified": "yesterday"}, "is not an RFC 3339 time"),
+        (
+            {"policy": {"uri": "https://x", "digest": {"sha256": POLICY_SHA}}},
+            "policy uri https://x is not https://hub.example/vsa-verifier/policies/acme",
+        ),
     ],
-    ids=["verifier", "resource", "level", "failed", "policy", "expired", "future", "time"],
+    ids=["verifier", "resource", "level", "failed", "policy", "expired", "future", "time", "uri"],
 )
 def test_each_check_denies_with_its_reason(
     policy_dir: Path, hub: Key, changes: dict[str, Any], expected: str
@@ -131,6 +136,18 @@ def test_exact_resource_uri_and_numeric_level_without_max_age(policy_dir: Path, 
     assert allowed.allowed, allowed.images[0].reason
 
 
+@pytest.mark.parametrize("spelling", ["keys/hub.pub", "inline"])
+def test_public_key_in_the_flat_spelling(policy_dir: Path, hub: Key, spelling: str) -> None:
+    key = (
+        "|\n          " + hub.pem.strip().replace("\n", "\n          ")
+        if spelling == "inline"
+        else spelling
+    )
+    attestation = stored(hub.signer(), predicate_type=VSA_V1, statement=vsa())
+    result = decide(policy_set(policy_dir, hub, publicKey=key), [attestation])
+    assert result.allowed, result.images[0].reason
+
+
 def test_a_bare_digest_has_no_name_for_the_resource_template() -> None:
     rule = parse_vsa_requirement(
         {"verifierId": VERIFIER, "publicKey": "k", "minLevel": 1, "resourceUri": "oci://{name}"}
@@ -150,6 +167,7 @@ def test_a_bare_digest_has_no_name_for_the_resource_template() -> None:
         ({"resourceUri": "'oci://{image}'"}, "unknown placeholder {image}"),
         ({"verifierId": None}, "vsa.verifierId: required"),
         ({"publicKey": "{file: keys/missing.pub}"}, "does not exist in the policy directory"),
+        ({"publicKey": "[1, 2]"}, "must be a file of the policy directory"),
         ({"colour": "blue"}, "vsa.colour: unknown key"),
     ],
 )
