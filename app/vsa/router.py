@@ -86,10 +86,9 @@ def get_vsa(
         )
     response.headers["X-VSA-Result"] = issued.statement["predicate"]["verificationResult"]
     response.headers["X-VSA-Key-Id"] = issued.key_id
-    envelope = DsseEnvelope.model_validate(issued.envelope)
     if format == "bundle":
         return SigstoreBundle.model_validate(as_bundle(issued.envelope, issued.key_id))
-    return envelope
+    return DsseEnvelope.model_validate(issued.envelope)
 
 
 @router.get("/v1/vsa/public-key", response_model=PublicKeys)
