@@ -11,6 +11,7 @@ from app.admission.cli import webhook_cli
 from app.audit.cli import audit_cli
 from app.policy.cli import policy_cli
 from app.settings import get_settings
+from app.vsa.cli import vsa_cli
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Provenant attestation service")
 token_cli = typer.Typer(no_args_is_help=True, help="Create, list and revoke API tokens")
@@ -18,6 +19,7 @@ cli.add_typer(token_cli, name="token")
 cli.add_typer(policy_cli, name="policy")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(webhook_cli, name="webhook")
+cli.add_typer(vsa_cli, name="vsa")
 
 
 def _database():  # noqa: ANN202 - lazy import keeps `provenant --help` fast

@@ -30,6 +30,7 @@ from app.metrics import Metrics, MetricsMiddleware
 from app.policy.router import router as policy_router
 from app.policy.store import PolicyStore, install_sighup_reload
 from app.settings import Settings, get_settings
+from app.vsa.router import router as vsa_router
 
 
 class ProvenantAPI(FastAPI):
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.include_router(admission_router)
     app.include_router(audit_router)
     app.include_router(query_router)
+    app.include_router(vsa_router)
     return app
 
 

@@ -82,6 +82,20 @@ class Settings(BaseSettings):
         "and policy reloads invalidate it at once; this bounds only clock-driven changes such "
         "as layout expiry); 0 disables the cache",
     )
+    vsa_key_dir: Path = Field(
+        default=Path("./var/vsa-keys"),
+        description="Directory of the VSA signing key (active.pem, generated 0600 on first use) "
+        "and the public keys of rotated-out keys (retired/*.pub), all still published",
+    )
+    vsa_key_algorithm: Literal["ecdsa-p256", "ed25519"] = Field(
+        default="ecdsa-p256",
+        description="Algorithm of generated VSA signing keys (first key and each rotation)",
+    )
+    vsa_verifier_id: str = Field(
+        default="https://provenant.local/vsa-verifier",
+        pattern=r"^[a-zA-Z][a-zA-Z0-9+.-]*:\S+$",
+        description="The URI issued VSAs name as predicate.verifier.id",
+    )
     # CLI client side
     server: str = Field(
         default="http://127.0.0.1:8080", description="Server URL used by the CLI client"

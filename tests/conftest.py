@@ -36,6 +36,8 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault(
         "PROVENANT_AUDIT_KEY_FILE", str(Path(tempfile.mkdtemp()) / "audit-key.pem")
     )
+    # Nor ./var/vsa-keys (made on the first VSA an app issues).
+    os.environ.setdefault("PROVENANT_VSA_KEY_DIR", str(Path(tempfile.mkdtemp()) / "vsa-keys"))
 
 
 def _pg_unavailable(reason: str) -> None:

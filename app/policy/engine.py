@@ -263,6 +263,7 @@ class Run:
         self.now = now
         self._image_cel = image.as_cel()
         self._slsa: dict[tuple[int, str], CheckResult] = {}
+        self._vsa: dict[tuple[int, str], CheckResult] = {}
 
     def slsa(self, requirement: CompiledRequirement, attestation: StoredAttestation) -> CheckResult:
         key = (id(requirement.slsa), attestation.id)
@@ -272,6 +273,20 @@ class Run:
             assert requirement.slsa is not None  # only called for requirements with slsa
             self._slsa[key] = check_slsa(requirement.slsa, attestation.statement or {})
         return self._slsa[key]
+
+    def vsa(self, requirement: CompiledRequirement, attestation: StoredAttestation) -> CheckResult:
+        key = (id(requirement.vsa), attestation.id)
+        if key not in self._vsa:
+            from app.policy.vsa import check_vsa
+
+            self._vsa[key] = check_vsa(
+                requirement.vsa,
+                attestation.statement,
+                now=self.now,
+                image_name=self.image.name if self.image.repository else None,
+                digest=_digest_text(self.digest),
+            )
+        return self._vsa[key]
 
     def conditions(
         self, requirement: CompiledRequirement, attestation: StoredAttestation, signer: int
@@ -359,6 +374,11 @@ def _attestation_requirement(requirement: CompiledRequirement, run: Run) -> Requ
             slsa = run.slsa(requirement, attestation)
             if not slsa.passed:
                 rejected.append(Rejection(attestation.id, slsa.reason))
+                continue
+        if requirement.vsa is not None:
+            summary = run.vsa(requirement, attestation)
+            if not summary.passed:
+                rejected.append(Rejection(attestation.id, summary.reason))
                 continue
         for index in matched:
             signer = attestation.signers[index]

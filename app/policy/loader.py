@@ -91,6 +91,7 @@ class CompiledRequirement:
     slsa: Any | None  # app.policy.slsa.SlsaRequirement
     conditions: tuple[Condition, ...]
     layout: Any | None  # app.policy.layouts.LayoutRequirement
+    vsa: Any | None = None  # app.policy.vsa.VsaRequirement
 
     @property
     def variables(self) -> frozenset[str]:
@@ -587,6 +588,8 @@ class _Compiler:
             if len(self.errors) > before:
                 return None
             return CompiledRequirement(index, name, None, (), 1, None, (), layout)
+        if spec.vsa is not None:
+            return self.vsa_requirement(index, spec, spec.vsa, (*loc, "vsa"))
         chosen = self.chosen_authorities(spec, authorities, loc) if authorities is not None else ()
         slsa = self.slsa(spec.slsa, (*loc, "slsa")) if spec.slsa is not None else None
         conditions = tuple(
@@ -599,6 +602,47 @@ class _Compiler:
         name = spec.name or (predicate_type or "signature")
         return CompiledRequirement(
             index, name, predicate_type, chosen, spec.count, slsa, conditions, None
+        )
+
+    def vsa_requirement(
+        self, index: int, spec: schema.Requirement, vsa: dict[str, Any], loc: Loc
+    ) -> CompiledRequirement | None:
+        """A VSA from the verifier whose key is ``vsa.publicKey``: one key authority, the VSA v1
+        predicate type, and the checks of ``app.policy.vsa``."""
+        from app.policy.vsa import VSA_V1, parse_vsa_requirement
+
+        before = len(self.errors)
+        try:
+            requirement = parse_vsa_requirement(vsa)
+        except (ValueError, TypeError) as exc:
+            self.fail(*_refine(loc, "vsa", str(exc)))
+            requirement = None
+        public_key = vsa.get("publicKey")
+        if isinstance(public_key, str):
+            # The issue's flat spelling: a file of the policy directory, or the PEM itself.
+            is_pem = public_key.lstrip().startswith("-----BEGIN")
+            public_key = {"data": public_key} if is_pem else {"file": public_key}
+        key_spec = self.quietly(schema.KeyRef, public_key)
+        authority = None
+        if key_spec is None and "publicKey" in vsa:
+            self.fail(
+                (*loc, "publicKey"),
+                "must be a file of the policy directory (keys/<name>.pub), an inline PEM, "
+                "{file: ...} or {data: ...}",
+            )
+        elif key_spec is not None:
+            authority = self.key("vsa.publicKey", key_spec, (*loc, "publicKey"))
+        conditions = tuple(
+            c
+            for j, condition in enumerate(spec.conditions)
+            if (c := self.condition(condition, ("spec", "require", index, "conditions", j)))
+            is not None
+        )
+        if len(self.errors) > before or requirement is None or authority is None:
+            return None
+        name = spec.name or f"vsa from {requirement.verifier_id}"
+        return CompiledRequirement(
+            index, name, VSA_V1, (authority,), 1, None, conditions, None, requirement
         )
 
     def chosen_authorities(

@@ -94,9 +94,23 @@ class Requirement(_Strict):
     slsa: dict[str, Any] | None = None
     conditions: list[Condition] = Field(default_factory=list)
     layout: dict[str, Any] | None = None
+    # A verification summary from a trusted verifier (app.policy.vsa): names its own key.
+    vsa: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _layout_stands_alone(self) -> Requirement:
+        if self.vsa is not None:
+            mixed = [
+                key
+                for key in ("predicateType", "authorities", "slsa", "layout")
+                if getattr(self, key) is not None
+            ]
+            if mixed or "count" in self.model_fields_set:
+                extra = [*mixed, *(["count"] if "count" in self.model_fields_set else [])]
+                raise ValueError(
+                    f"a vsa requirement cannot also set {', '.join(extra)} (it names its "
+                    "verifier's key in vsa.publicKey and judges a VSA v1)"
+                )
         # A layout names its own functionary keys and judges links, not attestations.
         if self.layout is not None:
             mixed = [
