@@ -360,6 +360,11 @@ def _attestation_requirement(requirement: CompiledRequirement, run: Run) -> Requ
             if not slsa.passed:
                 rejected.append(Rejection(attestation.id, slsa.reason))
                 continue
+            # The builder a provenance claims counts only if its signer speaks for it.
+            matched, unbound = _vouching_signers(requirement, attestation, matched)
+            if not matched:
+                rejected.append(Rejection(attestation.id, unbound))
+                continue
         for index in matched:
             signer = attestation.signers[index]
             identity = signer_identity(signer)
@@ -423,6 +428,18 @@ def _matching_signers(
         others = len(mismatches) - 1
         reasons.append(best + (f" (and {others} other authorities do not match)" if others else ""))
     return matched, "; ".join(dict.fromkeys(reasons))
+
+
+def _vouching_signers(
+    requirement: CompiledRequirement, attestation: StoredAttestation, matched: list[int]
+) -> tuple[list[int], str]:
+    from app.policy.slsa_signer import signers_vouching_for_builder
+
+    signers = [attestation.signers[index] for index in matched]
+    bound, problem = signers_vouching_for_builder(
+        requirement.slsa, attestation.statement or {}, signers
+    )
+    return [matched[i] for i in bound], problem
 
 
 def _summarize(rejected: list[Rejection], limit: int = 3) -> str:

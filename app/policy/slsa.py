@@ -635,7 +635,7 @@ def _first_uri(items: object) -> str:
     return ""
 
 
-def _read_provenance(statement: Mapping[str, Any]) -> _Provenance:
+def read_provenance(statement: Mapping[str, Any]) -> _Provenance:
     predicate_type = _text(statement.get("predicateType"))
     predicate = statement.get("predicate")
     if not isinstance(predicate, Mapping):
@@ -781,7 +781,7 @@ def check_slsa(req: SlsaRequirement, statement: dict[str, Any]) -> CheckResult:
             {},
         )
     try:
-        prov = _read_provenance(statement)
+        prov = read_provenance(statement)
     except ProvenanceFormatError as exc:
         return _result([_Outcome("predicate", False, str(exc), "ErrorInvalidDssePayload")], {})
     details: dict[str, Any] = {
