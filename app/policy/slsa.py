@@ -784,6 +784,13 @@ def check_slsa(req: SlsaRequirement, statement: dict[str, Any]) -> CheckResult:
         prov = read_provenance(statement)
     except ProvenanceFormatError as exc:
         return _result([_Outcome("predicate", False, str(exc), "ErrorInvalidDssePayload")], {})
+    if prov.predicate_type.startswith("https://slsa.dev/provenance/v1"):
+        from app.policy.slsa_v1_fields import missing_v1_field
+
+        missing = missing_v1_field(statement.get("predicate"))
+        if missing:
+            reason = f"invalid SLSA v1 provenance: {missing} is required and missing"
+            return _result([_Outcome("predicate", False, reason, "ErrorInvalidDssePayload")], {})
     details: dict[str, Any] = {
         "predicate_type": prov.predicate_type,
         "builder_id": prov.builder_id,

@@ -603,3 +603,39 @@ def test_provenance_checks_do_not_apply_to_a_vsa_and_back() -> None:
     assert_fails(check({"sourceUri": REPO}, vsa()), "ErrorInvalidDssePayload", "sourceUri")
     requirement = SlsaRequirement(verifier_id="https://verifier.example/v1")
     assert_fails(check_slsa(requirement, byob_v1()), "ErrorInvalidDssePayload", "verifierId")
+
+
+# -- SLSA v1 required fields (in-toto/attestation provenance v1 Validate) --------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "missing"),
+    [
+        (("buildDefinition",), None, "buildDefinition"),
+        (("buildDefinition",), {}, "buildDefinition"),
+        (("buildDefinition", "buildType"), None, "buildDefinition.buildType"),
+        (("buildDefinition", "externalParameters"), None, "buildDefinition.externalParameters"),
+        (("buildDefinition", "resolvedDependencies"), [{}], "resolvedDependencies[0]"),
+        (("runDetails",), {}, "runDetails"),
+        (("runDetails", "builder"), {}, "runDetails.builder"),
+        (("runDetails", "builder", "id"), "", "runDetails.builder.id"),
+        (("runDetails", "byproducts"), [{"mediaType": "x"}], "runDetails.byproducts[0]"),
+    ],
+)
+def test_v1_provenance_without_a_required_field_fails_naming_it(
+    path: tuple[str, ...], value: object, missing: str
+) -> None:
+    statement = github_attest_v1()
+    parent = statement["predicate"]
+    for key in path[:-1]:
+        parent = parent[key]
+    if value is None:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    result = check({"builderId": {"any": True}}, statement)
+    assert_fails(result, "ErrorInvalidDssePayload", missing, "is required")
+
+
+def test_complete_v1_provenance_passes_the_field_check() -> None:
+    assert check({"builderId": {"any": True}}, github_attest_v1()).passed
