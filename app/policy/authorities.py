@@ -110,10 +110,11 @@ class KeylessAuthority:
         """None when ``signer`` of ``attestation`` is this authority, else why not."""
         if signer.kind != "keyless":
             return f"{self.name} expects a keyless signer, found {describe_signer(signer)}"
-        if attestation.trust_root != self.trust_root:
+        if not attestation.verified_by_root(self.trust_root):
+            found = ", ".join(attestation.trust_roots) or attestation.trust_root
             return (
                 f"{self.name} expects trust root {self.trust_root}, the attestation was "
-                f"verified by {attestation.trust_root or 'no Sigstore trust root'}"
+                f"verified by {found or 'no Sigstore trust root'}"
             )
         if not any(identity.matches(signer) for identity in self.identities):
             expected = "; or ".join(i.describe() for i in self.identities)
