@@ -61,7 +61,7 @@ CLAIMS = {
 # the gh CLI bundles older than v0.2; both are stated as policy options here.
 REQUIRE_PROOF = {"sigstore-python/integration/Python-3.12.5.tgz"}
 MIN_VERSION = {"gh-cli/sigstore-js-2.1.0-bundle-v0.1": "0.2"}
-POLICY_OPTIONS = False
+POLICY_OPTIONS = True
 
 
 @dataclass
@@ -275,7 +275,8 @@ def plan_case(number: int, case: dict[str, Any], harness_sign: Any) -> Plan:
         return plan
     plan.uploads = [Upload(json.dumps(d).encode()) for d in documents]
     requirement: dict[str, Any] = {"name": "attested", "predicateType": statement["predicateType"]}
-    algorithm = case.get("digest_algorithm") or "sha256"
+    artifact = case.get("artifact") or (case.get("artifacts") or [{}])[0]
+    algorithm = case.get("digest_algorithm") or ("sha256" if "sha256" in artifact else "sha512")
     if case.get("dsse_check_subject") is False or not _artifact_digest(case, algorithm):
         subject = statement["subject"][0]["digest"]
         algorithm = "sha256" if "sha256" in subject else next(iter(subject))
