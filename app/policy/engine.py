@@ -263,6 +263,7 @@ class Run:
         self.now = now
         self._image_cel = image.as_cel()
         self._slsa: dict[tuple[int, str], CheckResult] = {}
+        self._bound: dict[tuple[int, str, tuple[int, ...]], tuple[list[int], str]] = {}
 
     def slsa(self, requirement: CompiledRequirement, attestation: StoredAttestation) -> CheckResult:
         key = (id(requirement.slsa), attestation.id)
@@ -272,6 +273,23 @@ class Run:
             assert requirement.slsa is not None  # only called for requirements with slsa
             self._slsa[key] = check_slsa(requirement.slsa, attestation.statement or {})
         return self._slsa[key]
+
+    def vouching_signers(
+        self, requirement: CompiledRequirement, attestation: StoredAttestation, matched: list[int]
+    ) -> tuple[list[int], str]:
+        """Of the ``matched`` signers, those that vouch for the provenance's builder (and else
+        why none does); memoized like the SLSA verdict."""
+        key = (id(requirement.slsa), attestation.id, tuple(matched))
+        if key not in self._bound:
+            from app.policy.slsa_signer import signers_vouching_for_builder
+
+            assert requirement.slsa is not None
+            signers = [attestation.signers[index] for index in matched]
+            bound, problem = signers_vouching_for_builder(
+                requirement.slsa, attestation.statement or {}, signers
+            )
+            self._bound[key] = ([matched[i] for i in bound], problem)
+        return self._bound[key]
 
     def conditions(
         self, requirement: CompiledRequirement, attestation: StoredAttestation, signer: int
@@ -361,7 +379,7 @@ def _attestation_requirement(requirement: CompiledRequirement, run: Run) -> Requ
                 rejected.append(Rejection(attestation.id, slsa.reason))
                 continue
             # The builder a provenance claims counts only if its signer speaks for it.
-            matched, unbound = _vouching_signers(requirement, attestation, matched)
+            matched, unbound = run.vouching_signers(requirement, attestation, matched)
             if not matched:
                 rejected.append(Rejection(attestation.id, unbound))
                 continue
@@ -428,18 +446,6 @@ def _matching_signers(
         others = len(mismatches) - 1
         reasons.append(best + (f" (and {others} other authorities do not match)" if others else ""))
     return matched, "; ".join(dict.fromkeys(reasons))
-
-
-def _vouching_signers(
-    requirement: CompiledRequirement, attestation: StoredAttestation, matched: list[int]
-) -> tuple[list[int], str]:
-    from app.policy.slsa_signer import signers_vouching_for_builder
-
-    signers = [attestation.signers[index] for index in matched]
-    bound, problem = signers_vouching_for_builder(
-        requirement.slsa, attestation.statement or {}, signers
-    )
-    return [matched[i] for i in bound], problem
 
 
 def _summarize(rejected: list[Rejection], limit: int = 3) -> str:
