@@ -42,6 +42,7 @@ from app.policy.results import CheckResult
 
 PROVENANCE_V01 = "https://slsa.dev/provenance/v0.1"
 PROVENANCE_V02 = "https://slsa.dev/provenance/v0.2"
+PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 PROVENANCE_V1_DRAFT = "https://slsa.dev/provenance/v1.0?draft"
 VSA_V02 = "https://slsa.dev/verification_summary/v0.2"
 VSA_V1 = "https://slsa.dev/verification_summary/v1"
@@ -784,12 +785,16 @@ def check_slsa(req: SlsaRequirement, statement: dict[str, Any]) -> CheckResult:
         prov = read_provenance(statement)
     except ProvenanceFormatError as exc:
         return _result([_Outcome("predicate", False, str(exc), "ErrorInvalidDssePayload")], {})
-    if prov.predicate_type.startswith("https://slsa.dev/provenance/v1"):
-        from app.policy.slsa_v1_fields import missing_v1_field
+    if prov.predicate_type == PROVENANCE_V1:
+        # Ingest stores any well-formed Statement; a requirement reading provenance must not
+        # judge one that lacks what the SLSA v1 spec requires.
+        from app.verification.errors import VerificationError
+        from app.verification.statement import validate_slsa_provenance_v1
 
-        missing = missing_v1_field(statement.get("predicate"))
-        if missing:
-            reason = f"invalid SLSA v1 provenance: {missing} is required and missing"
+        try:
+            validate_slsa_provenance_v1(statement.get("predicate"))
+        except VerificationError as exc:
+            reason = f"invalid provenance: {exc.message}"
             return _result([_Outcome("predicate", False, reason, "ErrorInvalidDssePayload")], {})
     details: dict[str, Any] = {
         "predicate_type": prov.predicate_type,

@@ -19,6 +19,7 @@ from app.policy.slsa import (
 
 REPO = "github.com/acme/app"
 TRW = "https://github.com/slsa-framework/example-trw/.github/workflows/builder_slsa3.yml"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
 GENERIC = (
     "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/"
     "generator_generic_slsa3.yml"
@@ -58,7 +59,10 @@ def byob_v1(
                     "GITHUB_EVENT_PAYLOAD": payload,
                 },
                 "resolvedDependencies": [
-                    {"uri": f"git+https://github.com/acme/app@{ref}", "digest": {"gitCommit": "1"}}
+                    {
+                        "uri": f"git+https://github.com/acme/app@{ref}",
+                        "digest": {"gitCommit": COMMIT},
+                    }
                 ],
             },
             "runDetails": {"builder": {"id": builder}, "metadata": {}},
@@ -84,7 +88,7 @@ def generic_v02(
             "invocation": {
                 "configSource": {
                     "uri": f"git+https://github.com/acme/app@{ref}",
-                    "digest": {"sha1": "1"},
+                    "digest": {"sha1": COMMIT},
                     "entryPoint": ".github/workflows/release.yml",
                 },
                 "parameters": {},
@@ -124,7 +128,10 @@ def github_attest_v1(ref: str = "refs/heads/main") -> dict[str, Any]:
                     "github": {"event_name": "workflow_dispatch", "repository_id": "1"}
                 },
                 "resolvedDependencies": [
-                    {"uri": f"git+https://github.com/acme/app@{ref}", "digest": {"gitCommit": "1"}}
+                    {
+                        "uri": f"git+https://github.com/acme/app@{ref}",
+                        "digest": {"gitCommit": COMMIT},
+                    }
                 ],
             },
             "runDetails": {
@@ -605,7 +612,7 @@ def test_provenance_checks_do_not_apply_to_a_vsa_and_back() -> None:
     assert_fails(check_slsa(requirement, byob_v1()), "ErrorInvalidDssePayload", "verifierId")
 
 
-# -- SLSA v1 required fields (in-toto/attestation provenance v1 Validate) --------------------
+# -- SLSA v1 required fields (in-toto/attestation provenance v1 Validate) ---------------------
 
 
 @pytest.mark.parametrize(
@@ -615,11 +622,16 @@ def test_provenance_checks_do_not_apply_to_a_vsa_and_back() -> None:
         (("buildDefinition",), {}, "buildDefinition"),
         (("buildDefinition", "buildType"), None, "buildDefinition.buildType"),
         (("buildDefinition", "externalParameters"), None, "buildDefinition.externalParameters"),
-        (("buildDefinition", "resolvedDependencies"), [{}], "resolvedDependencies[0]"),
+        (("buildDefinition", "resolvedDependencies"), [{}], "resolvedDependencies[0] needs"),
+        (
+            ("buildDefinition", "resolvedDependencies"),
+            [{"digest": {"sha256": "abc123"}}],
+            "resolvedDependencies[0].digest.sha256 has 3 bytes",
+        ),
         (("runDetails",), {}, "runDetails"),
         (("runDetails", "builder"), {}, "runDetails.builder"),
         (("runDetails", "builder", "id"), "", "runDetails.builder.id"),
-        (("runDetails", "byproducts"), [{"mediaType": "x"}], "runDetails.byproducts[0]"),
+        (("runDetails", "byproducts"), [{"mediaType": "x"}], "byproducts[0] needs"),
     ],
 )
 def test_v1_provenance_without_a_required_field_fails_naming_it(
@@ -634,7 +646,7 @@ def test_v1_provenance_without_a_required_field_fails_naming_it(
     else:
         parent[path[-1]] = value
     result = check({"builderId": {"any": True}}, statement)
-    assert_fails(result, "ErrorInvalidDssePayload", missing, "is required")
+    assert_fails(result, "ErrorInvalidDssePayload", missing, "invalid provenance")
 
 
 def test_complete_v1_provenance_passes_the_field_check() -> None:
