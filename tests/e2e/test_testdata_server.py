@@ -157,7 +157,7 @@ def test_testdata_cases_agree_with_upstream(
 ) -> None:
     decidable = [c for c in MANIFEST["cases"] if cases.decidable(c)]
 
-    def harness_sign(statement: dict[str, Any]) -> str:
+    def harness_sign(statement: dict[str, Any] | bytes) -> str:
         return stack.sign_bare_dsse(statement, RELEASE_KEY)
 
     plans = [cases.plan_case(n, c, harness_sign) for n, c in enumerate(decidable)]

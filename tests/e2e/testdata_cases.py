@@ -38,6 +38,8 @@ KINDS = {
     "npm-attestations",
     "vsa",
     "intoto-attestation-slsa-provenance-v1-predicate",
+    "intoto-attestation-statement",
+    "intoto-attestation-resource-descriptor",
 }
 # slsa-verifier CLI flags (as the manifest names them) -> keys of the `slsa:` mapping.
 SLSA_KEYS = {
@@ -257,6 +259,10 @@ def plan_case(number: int, case: dict[str, Any], harness_sign: Any) -> Plan:
     files = case["files"]
     if kind == "intoto-attestation-slsa-provenance-v1-predicate":
         return _plan_predicate_vector(plan, harness_sign)
+    if kind == "intoto-attestation-statement":
+        return _plan_statement_vector(plan, harness_sign)
+    if kind == "intoto-attestation-resource-descriptor":
+        return _plan_descriptor_vector(plan, harness_sign)
     if kind == "npm-attestations":
         return _plan_npm(plan)
     if kind == "vsa":
@@ -317,8 +323,34 @@ def _slsa_spec(case: dict[str, Any]) -> dict[str, Any] | None:
     return {SLSA_KEYS[k]: v for k, v in policy.items() if k in SLSA_KEYS and v is not None}
 
 
-def _plan_predicate_vector(plan: Plan, harness_sign: Any) -> Plan:
-    predicate = json.loads((TESTDATA / plan.case["files"]["document"]).read_text())
+def _plan_statement_vector(plan: Plan, harness_sign: Any) -> Plan:
+    """Upstream validates the Statement: here ingest does, so a valid one is stored and an
+    invalid one refused (its ``alg1`` subject names no digest an image could carry)."""
+    text = (TESTDATA / plan.case["files"]["document"]).read_text()
+    plan.uploads = [Upload(harness_sign(text.encode()).encode())]
+    return plan
+
+
+def _plan_descriptor_vector(plan: Plan, harness_sign: Any) -> Plan:
+    """A ResourceDescriptor is judged where provenance carries one: as a resolved dependency
+    of otherwise complete SLSA v1 provenance, under an ``slsa:`` requirement."""
+    descriptor = json.loads((TESTDATA / plan.case["files"]["document"]).read_text())
+    predicate = {
+        "buildDefinition": {
+            "buildType": "https://example.com/vector/v1",
+            "externalParameters": {},
+            "resolvedDependencies": [descriptor],
+        },
+        "runDetails": {"builder": {"id": "https://example.com/vector-builder"}},
+    }
+    return _plan_predicate_vector(plan, harness_sign, predicate)
+
+
+def _plan_predicate_vector(
+    plan: Plan, harness_sign: Any, predicate: dict[str, Any] | None = None
+) -> Plan:
+    if predicate is None:
+        predicate = json.loads((TESTDATA / plan.case["files"]["document"]).read_text())
     digest = hashlib.sha256(plan.case["id"].encode()).hexdigest()
     statement = {
         "_type": "https://in-toto.io/Statement/v1",
