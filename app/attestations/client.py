@@ -30,14 +30,10 @@ class UploadReport:
         body = self.body or {}
         if "results" in body:
             rejected = [r for r in body["results"] if r["status"] == "rejected"]
-            lines = [
-                f"{self.path}: {body['created']} created, {body['existing']} existing, "
-                f"{body['rejected']} rejected"
-            ]
-            lines += [
-                f"  line {r['line']}: {r['error']['code']}: {r['error']['message']}"
-                for r in rejected
-            ]
+            lines = [f"{self.path}: {body['created']} created, {body['existing']} existing, "
+                     f"{body['rejected']} rejected"]
+            lines += [f"  line {r['line']}: {r['error']['code']}: {r['error']['message']}"
+                      for r in rejected]
             return "\n".join(lines)
         if self.ok:
             return f"{self.path}: {body.get('status')} {body.get('id')}"
@@ -61,9 +57,7 @@ def upload_file(
     for attempt in range(attempts):
         try:
             response = client.post(
-                "/v1/attestations",
-                content=data,
-                params=params or None,
+                "/v1/attestations", content=data, params=params or None,
                 headers={"Content-Type": content_type},
             )
         except httpx.TransportError as exc:

@@ -53,15 +53,8 @@ def test_right_scope_passes(client: TestClient, tokens: TokenFactory) -> None:
 
 def test_every_api_route_requires_auth(client: TestClient) -> None:
     """Guards future routers: any new route outside the open list must refuse anonymous calls."""
-    open_paths = {
-        "/healthz",
-        "/readyz",
-        "/metrics",
-        "/docs",
-        "/docs/oauth2-redirect",
-        "/redoc",
-        "/openapi.json",
-    }
+    open_paths = {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect",
+                  "/redoc", "/openapi.json"}
     for route in client.app.routes:
         path = getattr(route, "path", "")
         if path in open_paths:
@@ -78,7 +71,9 @@ def _app_with_cache(db_url: str, policy_dir, ttl: float):
     from app.main import create_app
     from app.settings import Settings
 
-    return create_app(Settings(database_url=db_url, policy_dir=policy_dir, token_cache_seconds=ttl))
+    return create_app(
+        Settings(database_url=db_url, policy_dir=policy_dir, token_cache_seconds=ttl)
+    )
 
 
 def test_revocation_applies_at_once_without_cache(db_url: str, policy_dir, db) -> None:

@@ -13,18 +13,14 @@ from app.db import Database
 def run_cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PROVENANT_DATABASE_URL": db_url}
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
+        [sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True,
         timeout=60,
     )
 
 
 def test_token_lifecycle(db_url: str, db: Database) -> None:
-    created = run_cli(
-        db_url, "token", "create", "--name", "ci", "--scope", "upload", "--scope", "read"
-    )
+    created = run_cli(db_url, "token", "create", "--name", "ci", "--scope", "upload",
+                      "--scope", "read")
     assert created.returncode == 0, created.stderr
     token = created.stdout.strip()
     assert created.stdout == token + "\n"  # the token, alone, on stdout

@@ -29,17 +29,11 @@ def test_compose_file_is_valid() -> None:
     # Called directly: the package's Python wrapper always exits 0.
     result = subprocess.run(
         [str(binary), "-f", str(REPO / "docker-compose.yml"), "config", "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
+        capture_output=True, text=True, timeout=60, cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
     services = subprocess.run(
         [str(binary), "-f", str(REPO / "docker-compose.yml"), "config", "--services"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
+        capture_output=True, text=True, timeout=60, cwd=REPO,
     ).stdout.split()
     assert set(services) == {"postgres", "migrate", "api"}
