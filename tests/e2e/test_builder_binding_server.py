@@ -123,7 +123,9 @@ def test_a_statement_claiming_a_trusted_builder_signed_by_another_workflow_is_de
         "refs/tags/v2.0.0",
     )
     headers = tokens("upload", "read")
-    with ServerProcess(db_url, policy_dir, tmp_path) as server, server.client() as client:
+    server = ServerProcess(db_url, policy_dir, tmp_path)
+    # A shared 2-core machine can take longer than the default 30 s to start a server.
+    with server.start(timeout=120), server.client() as client:
         # A reusable-workflow builder: the certificate must be that workflow, at that ref.
         genuine, digest = _signed(stack, "module.bazel", f"{BCR}@refs/tags/v0.0.1", publish)
         result = _decide(client, headers, genuine, f"example.test/bcr/a@sha256:{digest}")
