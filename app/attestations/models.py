@@ -33,7 +33,9 @@ class Attestation(Base):
     signer_issuer: Mapped[str | None] = mapped_column(Text)
     signer_san: Mapped[str | None] = mapped_column(Text, index=True)
     signer_key_id: Mapped[str | None] = mapped_column(Text, index=True)
-    trust_root: Mapped[str | None] = mapped_column(Text)
+    trust_root: Mapped[str | None] = mapped_column(Text)  # the first root that verified it
+    # Every configured root that verifies it (NULL on rows stored before revision 0011).
+    trust_roots: Mapped[list[str] | None] = mapped_column(JsonType, nullable=True)
     tlog_entries: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)
     timestamps: Mapped[list[str]] = mapped_column(JsonType)
     statement: Mapped[dict[str, Any] | None] = mapped_column(JsonType)

@@ -52,6 +52,7 @@ def _summary_fields(row: Attestation | SimpleNamespace) -> dict[str, object]:
             key_id=row.signer_key_id,
         ),
         "trust_root": row.trust_root,
+        "trust_roots": row.trust_roots or ([row.trust_root] if row.trust_root else []),
         "builder_id": row.builder_id,
         "source_repo": row.source_repo,
         "source_ref": row.source_ref,

@@ -32,6 +32,9 @@ class AttestationSummary(BaseModel):
     subjects: list[SubjectOut]
     signer: SignerOut
     trust_root: str | None
+    trust_roots: list[str] = Field(
+        default_factory=list, description="every configured trust root that verifies it"
+    )
     builder_id: str | None
     source_repo: str | None
     source_ref: str | None

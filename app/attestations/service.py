@@ -268,6 +268,7 @@ def attestation_rows(
         "signer_san": first.san,
         "signer_key_id": first.key_id,
         "trust_root": document.trust_root,
+        "trust_roots": list(document.trust_roots) or None,
         "tlog_entries": [_jsonable(_fields(t)) for t in document.tlog],
         "timestamps": [t.isoformat() for t in document.timestamps],
         "statement": document.statement,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -98,6 +98,46 @@ def _field_matches(value: str | None, exact: str | None, pattern: re.Pattern[str
     return pattern is not None and pattern.fullmatch(value) is not None
 
 
+_BUNDLE_VERSION = re.compile(r"bundle(?:\+json;version=|\.v)(\d+\.\d+)")
+
+
+def bundle_version(media_type: str | None) -> tuple[int, ...] | None:
+    """(0, 3) of ``application/vnd.dev.sigstore.bundle.v0.3+json`` (or ``+json;version=0.1``)."""
+    match = _BUNDLE_VERSION.search(media_type or "")
+    return tuple(int(part) for part in match.group(1).split(".")) if match else None
+
+
+@dataclass(frozen=True)
+class EvidenceRules:
+    """How much transparency evidence an authority demands beyond ingest's (the bundle spec):
+    sigstore-python's and the gh CLI's verification policies, stated per authority."""
+
+    require_inclusion_proof: bool = False
+    min_bundle_version: tuple[int, ...] | None = None
+    verified_timestamps: int | None = None
+
+    def problem(self, attestation: StoredAttestation) -> str | None:
+        inclusions = attestation.tlog_inclusions
+        if self.require_inclusion_proof and (not inclusions or "promise" in inclusions):
+            return (
+                "requires a checkpointed inclusion proof (requireInclusionProof), but the "
+                "attestation's transparency-log entry carries only an inclusion promise"
+            )
+        if self.min_bundle_version is not None:
+            found = bundle_version(attestation.media_type)
+            if found is None or found < self.min_bundle_version:
+                wanted = ".".join(map(str, self.min_bundle_version))
+                have = ".".join(map(str, found)) if found else attestation.media_type
+                return f"requires bundle version {wanted} or later (minBundleVersion), found {have}"
+        wanted_times = self.verified_timestamps
+        if wanted_times is not None and attestation.verified_times < wanted_times:
+            return (
+                f"requires {wanted_times} verified timestamps (verifiedTimestamps: log "
+                f"integrated times and RFC 3161 stamps), found {attestation.verified_times}"
+            )
+        return None
+
+
 @dataclass(frozen=True)
 class KeylessAuthority:
     name: str
@@ -105,15 +145,20 @@ class KeylessAuthority:
     identities: tuple[Identity, ...]
     claims: tuple[tuple[str, str], ...] = ()
     claims_regexp: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    evidence: EvidenceRules = field(default_factory=EvidenceRules)
 
     def mismatch(self, attestation: StoredAttestation, signer: SignerFacts) -> str | None:
         """None when ``signer`` of ``attestation`` is this authority, else why not."""
         if signer.kind != "keyless":
             return f"{self.name} expects a keyless signer, found {describe_signer(signer)}"
-        if attestation.trust_root != self.trust_root:
+        problem = self.evidence.problem(attestation)
+        if problem:
+            return f"{self.name} {problem}"
+        if not attestation.verified_by_root(self.trust_root):
+            found = ", ".join(attestation.trust_roots) or attestation.trust_root
             return (
                 f"{self.name} expects trust root {self.trust_root}, the attestation was "
-                f"verified by {attestation.trust_root or 'no Sigstore trust root'}"
+                f"verified by {found or 'no Sigstore trust root'}"
             )
         if not any(identity.matches(signer) for identity in self.identities):
             expected = "; or ".join(i.describe() for i in self.identities)

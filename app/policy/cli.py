@@ -107,7 +107,7 @@ def verify_files(
 ) -> list[StoredAttestation]:
     """What ingest would store for these files; a file that fails verification is reported
     and left out, exactly as ingest would reject it."""
-    from app.policy.facts import StoredAttestation
+    from app.policy.facts import from_verified
     from app.verification.errors import VerificationError
     from app.verification.facts import Subject
     from app.verification.formats import detect_format, split_jsonl
@@ -133,16 +133,8 @@ def verify_files(
                 # A message signature names no subject; ingest takes it from the uploader.
                 subjects = [Subject(image.name, {image.digest[0]: image.digest[1]})]
             stored.append(
-                StoredAttestation(
-                    id=hashlib.sha256(raw).hexdigest(),
-                    format=document.format,
-                    content_kind=document.content_kind,
-                    predicate_type=document.predicate_type,
-                    signers=list(document.signers),
-                    trust_root=document.trust_root,
-                    statement=document.statement,
-                    subjects=subjects,
-                    uploaded_at=now,
+                from_verified(
+                    document, id=hashlib.sha256(raw).hexdigest(), subjects=subjects, uploaded_at=now
                 )
             )
             kind = document.predicate_type or document.content_kind

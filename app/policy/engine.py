@@ -264,6 +264,7 @@ class Run:
         self._image_cel = image.as_cel()
         self._slsa: dict[tuple[int, str], CheckResult] = {}
         self._vsa: dict[tuple[int, str], CheckResult] = {}
+        self._bound: dict[tuple[int, str, tuple[int, ...]], tuple[list[int], str]] = {}
 
     def slsa(self, requirement: CompiledRequirement, attestation: StoredAttestation) -> CheckResult:
         key = (id(requirement.slsa), attestation.id)
@@ -287,6 +288,23 @@ class Run:
                 digest=_digest_text(self.digest),
             )
         return self._vsa[key]
+
+    def vouching_signers(
+        self, requirement: CompiledRequirement, attestation: StoredAttestation, matched: list[int]
+    ) -> tuple[list[int], str]:
+        """Of the ``matched`` signers, those that vouch for the provenance's builder (and else
+        why none does); memoized like the SLSA verdict."""
+        key = (id(requirement.slsa), attestation.id, tuple(matched))
+        if key not in self._bound:
+            from app.policy.slsa_signer import signers_vouching_for_builder
+
+            assert requirement.slsa is not None
+            signers = [attestation.signers[index] for index in matched]
+            bound, problem = signers_vouching_for_builder(
+                requirement.slsa, attestation.statement or {}, signers
+            )
+            self._bound[key] = ([matched[i] for i in bound], problem)
+        return self._bound[key]
 
     def conditions(
         self, requirement: CompiledRequirement, attestation: StoredAttestation, signer: int
@@ -374,6 +392,11 @@ def _attestation_requirement(requirement: CompiledRequirement, run: Run) -> Requ
             slsa = run.slsa(requirement, attestation)
             if not slsa.passed:
                 rejected.append(Rejection(attestation.id, slsa.reason))
+                continue
+            # The builder a provenance claims counts only if its signer speaks for it.
+            matched, unbound = run.vouching_signers(requirement, attestation, matched)
+            if not matched:
+                rejected.append(Rejection(attestation.id, unbound))
                 continue
         if requirement.vsa is not None:
             summary = run.vsa(requirement, attestation)

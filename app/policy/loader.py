@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from app.policy import schema
 from app.policy.authorities import (
     Authority,
+    EvidenceRules,
     Identity,
     KeyAuthority,
     KeylessAuthority,
@@ -520,8 +521,22 @@ class _Compiler:
         )
         if len(self.errors) > before:
             return None
+        evidence = EvidenceRules(
+            require_inclusion_proof=spec.requireInclusionProof,
+            min_bundle_version=(
+                tuple(int(p) for p in spec.minBundleVersion.split("."))
+                if spec.minBundleVersion
+                else None
+            ),
+            verified_timestamps=spec.verifiedTimestamps,
+        )
         return KeylessAuthority(
-            name, spec.trustRoot, tuple(identities), tuple(spec.claims.items()), claims_regexp
+            name,
+            spec.trustRoot,
+            tuple(identities),
+            tuple(spec.claims.items()),
+            claims_regexp,
+            evidence,
         )
 
     def regexp(self, text: str | None, loc: Loc) -> Any:

@@ -60,7 +60,8 @@ def to_stored(row: Attestation) -> StoredAttestation:
 # row selecting these columns.
 STORED_COLUMNS = (
     "id", "format", "content_kind", "predicate_type", "signers", "trust_root", "statement",
-    "uploaded_at", "revoked_at", "revoked_reason",
+    "uploaded_at", "revoked_at", "revoked_reason", "trust_roots", "media_type", "tlog_entries",
+    "timestamps",
 )  # fmt: skip
 
 
@@ -81,6 +82,14 @@ def stored_attestation(row: Any, subject_rows: list[tuple[str, str, str]]) -> St
         uploaded_at=_aware(row.uploaded_at),
         revoked=row.revoked_at is not None,
         revoked_reason=row.revoked_reason,
+        trust_roots=tuple(row.trust_roots or ()),
+        media_type=row.media_type,
+        tlog_inclusions=tuple(
+            str(entry.get("inclusion"))
+            for entry in row.tlog_entries or ()
+            if isinstance(entry, dict)
+        ),
+        verified_times=len(row.timestamps or ()),
     )
 
 

@@ -56,6 +56,11 @@ class Keyless(_Strict):
     # Fulcio certificate extensions by name (sourceRepositoryURI, buildSignerURI, ...).
     claims: dict[str, str] = Field(default_factory=dict)
     claimsRegExp: dict[str, str] = Field(default_factory=dict)
+    # Stricter than ingest (which follows the bundle spec), as sigstore-python's and the gh
+    # CLI's verification policies can be; each default is ingest's own rule.
+    requireInclusionProof: bool = False  # refuse v0.1 bundles with only an inclusion promise
+    minBundleVersion: Literal["0.1", "0.2", "0.3"] | None = None
+    verifiedTimestamps: int | None = Field(default=None, ge=1, le=32)
 
 
 class KeyRef(_Strict):

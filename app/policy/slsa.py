@@ -42,12 +42,15 @@ from app.policy.results import CheckResult
 
 PROVENANCE_V01 = "https://slsa.dev/provenance/v0.1"
 PROVENANCE_V02 = "https://slsa.dev/provenance/v0.2"
+PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 PROVENANCE_V1_DRAFT = "https://slsa.dev/provenance/v1.0?draft"
 VSA_V02 = "https://slsa.dev/verification_summary/v0.2"
 VSA_V1 = "https://slsa.dev/verification_summary/v1"
 
 BYOB_BUILD_TYPE = "https://github.com/slsa-framework/slsa-github-generator/delegator-generic@v0"
 NPM_CLI_BUILD_TYPE_V1 = "https://github.com/npm/cli/gha@v1"
+# npm's own v0.2 provenance build types: .../gha@v1 (before GA), .../gha/v2.
+NPM_CLI_BUILD_TYPE_PREFIX = "https://github.com/npm/cli/gha"
 # slsa-verifier's npm verifier treats these two spellings of the GitHub-hosted runner as one.
 _GITHUB_RUNNER = "https://github.com/actions/runner"
 _GITHUB_HOSTED_RUNNER = "https://github.com/actions/runner/github-hosted"
@@ -72,6 +75,9 @@ _SPEC_KEYS = {
 class SlsaRequirement:
     builder_id_exact: str | None = None
     builder_id_prefix: str | None = None
+    # ``builderId: {any: true}``: the policy states that any builder will do (the signer's
+    # identity is pinned by the authorities instead); never the silent default.
+    builder_id_any: bool = False
     source_uri: str | None = None
     source_branch: str | None = None
     source_tag: str | None = None
@@ -86,7 +92,7 @@ class SlsaRequirement:
     def provenance_fields(self) -> list[str]:
         """YAML names of the provenance checks this requirement sets."""
         names = {
-            "builderId": self.builder_id_exact or self.builder_id_prefix,
+            "builderId": self.builder_id_exact or self.builder_id_prefix or self.builder_id_any,
             "sourceUri": self.source_uri,
             "sourceBranch": self.source_branch,
             "sourceTag": self.source_tag,
@@ -116,7 +122,7 @@ def parse_slsa_requirement(spec: dict[str, Any]) -> SlsaRequirement:
         raise ValueError(
             f"slsa.{unknown[0]}: unknown check (known: {', '.join(sorted(_SPEC_KEYS))})"
         )
-    exact, prefix = _parse_builder_id(spec.get("builderId"))
+    exact, prefix, any_builder = _parse_builder_id(spec.get("builderId"))
     source_uri = _optional_text(spec, "sourceUri")
     if source_uri is not None:
         _, ref = split_git_uri(normalize_git_uri(source_uri))
@@ -143,6 +149,7 @@ def parse_slsa_requirement(spec: dict[str, Any]) -> SlsaRequirement:
     requirement = SlsaRequirement(
         builder_id_exact=exact,
         builder_id_prefix=prefix,
+        builder_id_any=any_builder,
         source_uri=source_uri,
         source_branch=branch,
         source_tag=tag,
@@ -155,6 +162,14 @@ def parse_slsa_requirement(spec: dict[str, Any]) -> SlsaRequirement:
     if not requirement.provenance_fields() and not requirement.vsa_fields():
         # An empty block would pass every provenance, which is never what its author meant.
         raise ValueError("slsa: names no check; set builderId, sourceUri, ... or remove it")
+    if not requirement.vsa_fields() and not (exact or prefix or any_builder):
+        # slsa-verifier refuses to verify GitHub attestations and npm provenance without an
+        # expected builder: provenance from an unnamed builder proves nothing about the build.
+        raise ValueError(
+            "slsa.builderId: required for provenance checks; name the builder "
+            "(builderId: ID, {exact: ID} or {prefix: ID}) or state that any builder will do "
+            "with builderId: {any: true}"
+        )
     if requirement.provenance_fields() and requirement.vsa_fields():
         raise ValueError(
             f"slsa.{requirement.vsa_fields()[0]}: verification summary checks cannot be combined "
@@ -173,19 +188,28 @@ def _optional_text(spec: Mapping[str, Any], key: str) -> str | None:
     return value.strip()
 
 
-def _parse_builder_id(value: object) -> tuple[str | None, str | None]:
+def _parse_builder_id(value: object) -> tuple[str | None, str | None, bool]:
+    """(exact, prefix, any) of ``builderId``."""
     if value is None:
-        return None, None
+        return None, None, False
     if isinstance(value, str):
         value = {"exact": value}
     if not isinstance(value, Mapping):
-        raise ValueError("slsa.builderId: must be a string or {exact: ID} or {prefix: ID}")
-    unknown = sorted(set(value) - {"exact", "prefix"})
+        raise ValueError(
+            "slsa.builderId: must be a string or {exact: ID}, {prefix: ID} or {any: true}"
+        )
+    unknown = sorted(set(value) - {"exact", "prefix", "any"})
     if unknown:
-        raise ValueError(f"slsa.builderId.{unknown[0]}: unknown key (use exact or prefix)")
+        raise ValueError(f"slsa.builderId.{unknown[0]}: unknown key (use exact, prefix or any)")
     if len(value) != 1:
-        raise ValueError("slsa.builderId: give exactly one of exact or prefix")
+        raise ValueError("slsa.builderId: give exactly one of exact, prefix or any")
     kind, text = next(iter(value.items()))
+    if kind == "any":
+        if text is not True:
+            raise ValueError(
+                f"slsa.builderId.any: must be true (omit builderId's other keys), got {text!r}"
+            )
+        return None, None, True
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"slsa.builderId.{kind}: must be a non-empty string, got {text!r}")
     text = text.strip()
@@ -194,8 +218,8 @@ def _parse_builder_id(value: object) -> tuple[str | None, str | None]:
             parse_builder_id(text)
         except ValueError as exc:
             raise ValueError(f"slsa.builderId.exact: {exc}") from exc
-        return text, None
-    return None, text
+        return text, None, False
+    return None, text, False
 
 
 def _parse_workflow_inputs(value: object) -> dict[str, str]:
@@ -612,7 +636,7 @@ def _first_uri(items: object) -> str:
     return ""
 
 
-def _read_provenance(statement: Mapping[str, Any]) -> _Provenance:
+def read_provenance(statement: Mapping[str, Any]) -> _Provenance:
     predicate_type = _text(statement.get("predicateType"))
     predicate = statement.get("predicate")
     if not isinstance(predicate, Mapping):
@@ -758,9 +782,20 @@ def check_slsa(req: SlsaRequirement, statement: dict[str, Any]) -> CheckResult:
             {},
         )
     try:
-        prov = _read_provenance(statement)
+        prov = read_provenance(statement)
     except ProvenanceFormatError as exc:
         return _result([_Outcome("predicate", False, str(exc), "ErrorInvalidDssePayload")], {})
+    if prov.predicate_type == PROVENANCE_V1:
+        # Ingest stores any well-formed Statement; a requirement reading provenance must not
+        # judge one that lacks what the SLSA v1 spec requires.
+        from app.verification.errors import VerificationError
+        from app.verification.statement import validate_slsa_provenance_v1
+
+        try:
+            validate_slsa_provenance_v1(statement.get("predicate"))
+        except VerificationError as exc:
+            reason = f"invalid provenance: {exc.message}"
+            return _result([_Outcome("predicate", False, reason, "ErrorInvalidDssePayload")], {})
     details: dict[str, Any] = {
         "predicate_type": prov.predicate_type,
         "builder_id": prov.builder_id,
@@ -769,7 +804,7 @@ def check_slsa(req: SlsaRequirement, statement: dict[str, Any]) -> CheckResult:
         "trigger_uri": prov.trigger_uri,
     }
     outcomes: list[_Outcome] = []
-    if req.builder_id_exact or req.builder_id_prefix:
+    if req.builder_id_exact or req.builder_id_prefix or req.builder_id_any:
         outcomes.append(_check_builder(req, prov))
     if req.source_uri:
         outcomes.append(_check_source(req.source_uri, prov))
@@ -810,6 +845,10 @@ def _check_builder(req: SlsaRequirement, prov: _Provenance) -> _Outcome:
         problem = _byob_builder_problem(name, version)
         if problem:
             return _Outcome("builder", False, problem, "ErrorInvalidRef")
+    if req.builder_id_any:
+        return _Outcome(
+            "builder", True, f"builder id {found} (any builder: builderId {{any: true}})"
+        )
     if req.builder_id_prefix:
         prefix = req.builder_id_prefix
         # Without '@' the prefix judges the builder's path, so the builder's own ref
@@ -822,7 +861,16 @@ def _check_builder(req: SlsaRequirement, prov: _Provenance) -> _Outcome:
         )
     expected = req.builder_id_exact or ""
     expected_name, expected_version = parse_builder_id(expected)
-    if expected_name != name and not _same_runner(expected_name, name):
+    if expected_name == _GITHUB_RUNNER and name != _GITHUB_RUNNER:
+        # Upstream knows the short runner id only as the builder of npm's v0.2 provenance.
+        return _Outcome(
+            "builder",
+            False,
+            f"builder id {expected} is the short GitHub runner id, which only npm's "
+            f"SLSA v0.2 provenance uses; this provenance names {found}",
+            "ErrorInvalidBuilderID",
+        )
+    if expected_name != name and not _same_runner(expected_name, prov):
         return _Outcome(
             "builder",
             False,
@@ -844,9 +892,16 @@ def _check_builder(req: SlsaRequirement, prov: _Provenance) -> _Outcome:
     return _Outcome("builder", True, f"builder id {found} matches {expected}")
 
 
-def _same_runner(expected: str, found: str) -> bool:
-    # npm provenance spells the hosted runner both ways over time (VerifyNpmPackageProvenance).
-    return {expected, found} == {_GITHUB_RUNNER, _GITHUB_HOSTED_RUNNER}
+def _same_runner(expected: str, prov: _Provenance) -> bool:
+    """npm's v0.2 provenance names the hosted runner ``.../actions/runner``; slsa-verifier
+    accepts ``.../runner/github-hosted`` for it there (VerifyNpmPackageProvenance), and only
+    there: SLSA v1 provenance names the hosted runner in full."""
+    return (
+        expected == _GITHUB_HOSTED_RUNNER
+        and prov.builder_id == _GITHUB_RUNNER
+        and prov.predicate_type == PROVENANCE_V02
+        and prov.build_type.startswith(NPM_CLI_BUILD_TYPE_PREFIX)
+    )
 
 
 def _byob_builder_problem(name: str, version: str) -> str | None:

@@ -27,6 +27,7 @@ from securesystemslib.dsse import Envelope as SSlibEnvelope
 from app.verification.errors import (
     MALFORMED,
     SIGNATURE_INVALID,
+    TLOG_EVIDENCE_MISSING,
     UNSUPPORTED_FORMAT,
     UNTRUSTED_KEY,
     VerificationError,
@@ -160,6 +161,15 @@ def _signer(key: TrustedKey, algorithm: str) -> SignerFacts:
     )
 
 
+def _carries_certificate(envelope: Mapping[str, Any]) -> bool:
+    """Whether a signature entry carries a certificate (cosign's and slsa-github-generator's
+    ``signatures[].cert``)."""
+    entries = envelope.get("signatures")
+    return isinstance(entries, list) and any(
+        isinstance(entry, Mapping) and entry.get("cert") for entry in entries
+    )
+
+
 def verify_dsse_envelope(envelope: Mapping[str, Any], trust: TrustStore) -> VerifiedDocument:
     """Verify a DSSE envelope carrying an in-toto Statement (or an in-toto link).
 
@@ -178,7 +188,21 @@ def verify_dsse_envelope(envelope: Mapping[str, Any], trust: TrustStore) -> Veri
 
     if links.is_link_payload(body):
         return links.verify_dsse_link(decoded, trust)
-    signers = verify_signatures(decoded.signatures, decoded.pae(), trust, "DSSE envelope")
+    try:
+        signers = verify_signatures(decoded.signatures, decoded.pae(), trust, "DSSE envelope")
+    except VerificationError as exc:
+        if exc.code == UNTRUSTED_KEY and _carries_certificate(envelope):
+            raise VerificationError(
+                TLOG_EVIDENCE_MISSING,
+                "DSSE envelope: signed with a certificate (keyless), but uploaded without "
+                "transparency-log evidence, so nothing shows the short-lived certificate was "
+                "valid when it signed; upload the Sigstore bundle (.sigstore.json or "
+                ".intoto.jsonl bundle line) that carries the Rekor entry",
+                details={
+                    "keyids": exc.details.get("keyids") if isinstance(exc.details, dict) else None
+                },
+            ) from exc
+        raise
     # Parsed only after the signatures hold: nothing unsigned reaches the facts.
     parsed = parse_statement(body)
     return VerifiedDocument(

@@ -16,6 +16,9 @@ TLOG_ENTRY_MISMATCH = "tlog_entry_mismatch"
 TIMESTAMP_INVALID = "timestamp_invalid"
 UNTRUSTED_KEY = "untrusted_key"
 UNTRUSTED_ROOT = "untrusted_root"
+# A certificate-signed (keyless) DSSE envelope uploaded without its transparency-log entry:
+# nothing proves the certificate was valid when it signed. The fix is to upload the bundle.
+TLOG_EVIDENCE_MISSING = "tlog_evidence_missing"
 UNSUPPORTED_FORMAT = "unsupported_format"
 SUBJECT_MISSING = "subject_missing"
 SUBJECT_MISMATCH = "subject_mismatch"

@@ -59,6 +59,9 @@ class VerifiedDocument:
     # name); None for bare DSSE envelopes and in-toto links (keys only: see signers)
     trust_root: str | None
     tlog: list[TlogFacts] = field(default_factory=list)
+    # every configured root that verifies it, ``trust_root`` first (keyless bundles whose CA
+    # several roots share: a custom root alongside a built-in one)
+    trust_roots: list[str] = field(default_factory=list)
     timestamps: list[datetime] = field(default_factory=list)  # RFC 3161 and integrated times used
     content_kind: Literal["statement", "message-signature", "link"] = "statement"
     statement: dict[str, Any] | None = None  # the in-toto Statement (or the link's "signed" body)

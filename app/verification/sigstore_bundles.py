@@ -55,7 +55,8 @@ def _tlog_facts(bundle: Bundle, verdict: EntryVerdict) -> TlogFacts:
 
 def _verify_keyless(
     parsed: ParsedBundle, trust: TrustStore, hashed: Hashed | None
-) -> tuple[Bundle, str, EntryVerdict, list[datetime]]:
+) -> tuple[Bundle, list[str], EntryVerdict, list[datetime]]:
+    """The bundle, every root that verifies it (the first one's verdict and times)."""
     # A v0.1 bundle need only carry an inclusion promise; sigstore-python's loader wants a
     # checkpointed proof regardless, so those are loaded without its client policy.
     promise_only = parsed.media_type == V01 and not parsed.checkpointed
@@ -67,17 +68,28 @@ def _verify_keyless(
         trust.roots.items(),
         key=lambda item: not issuer_in_root(bundle.signing_certificate, item[1]),
     )
+    verified: list[str] = []
+    first: tuple[EntryVerdict, list[datetime]] | None = None
     for name, root in roots:
+        relevant = issuer_in_root(bundle.signing_certificate, root)
+        if first is not None and not relevant:
+            # Found already: only a root with the same CA can also verify it (a custom root
+            # sharing Fulcio with a built-in one); the rest would be wasted verifications.
+            break
         try:
             if use_library:
                 outcome = verify_with_library(bundle, root, hashed)
             else:
                 outcome = verify_legacy(bundle, root, hashed)
-            return bundle, name, outcome.entry, outcome.times
         except VerificationError as exc:
-            relevant = issuer_in_root(bundle.signing_certificate, root)
             failures.add(name, exc, relevant=relevant)
-    raise failures.best()
+            continue
+        verified.append(name)
+        if first is None:
+            first = (outcome.entry, outcome.times)
+    if first is None:
+        raise failures.best()
+    return bundle, verified, *first
 
 
 def verify_bundle(
@@ -109,6 +121,7 @@ def verify_bundle(
         loaded = load_unchecked_bundle(parsed)
         outcome = verify_key_bundle(loaded, trust, hashed)
         root_name, verdict, times = outcome.root_name, outcome.entry, outcome.times
+        root_names = [root_name] if root_name else []
         signer = SignerFacts(
             kind="key",
             key_id=outcome.key.key_id,
@@ -116,7 +129,8 @@ def verify_bundle(
             public_key_pem=outcome.key.public_key_pem,
         )
     else:
-        loaded, root_name, verdict, times = _verify_keyless(parsed, trust, hashed)
+        loaded, root_names, verdict, times = _verify_keyless(parsed, trust, hashed)
+        root_name = root_names[0]
         signer = signer_facts_from_certificate(loaded.signing_certificate)
 
     common: dict[str, Any] = {
@@ -124,6 +138,7 @@ def verify_bundle(
         "media_type": parsed.media_type,
         "signers": [signer],
         "trust_root": root_name,
+        "trust_roots": root_names,
         "tlog": [_tlog_facts(loaded, verdict)],
         "timestamps": sorted(times),
     }

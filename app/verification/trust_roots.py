@@ -35,8 +35,8 @@ def builtin_root_path(name: str) -> Path:
 def _with_proto_defaults(doc: dict[str, Any]) -> dict[str, Any]:
     """Fill the fields proto3 JSON may omit but sigstore-python's strict model requires.
 
-    sigstore-go and private deployments write roots without empty lists or without a CA
-    subject's commonName; both are informational, and absence means "empty" in proto3.
+    sigstore-go and private deployments write roots without empty lists, without a CA
+    subject's commonName or without a TSA's validity window; absence means "empty" in proto3.
     """
     for key in ("tlogs", "certificateAuthorities", "ctlogs", "timestampAuthorities"):
         doc.setdefault(key, [])
@@ -47,6 +47,11 @@ def _with_proto_defaults(doc: dict[str, Any]) -> dict[str, Any]:
                 if isinstance(subject, dict):
                     subject.setdefault("organization", "")
                     subject.setdefault("commonName", "")
+    for authority in doc["timestampAuthorities"]:
+        if isinstance(authority, dict) and authority.get("validFor") is None:
+            # Optional in the protobuf: a TSA without a window is trusted for every time, as
+            # sigstore-go reads it. sigstore-python's model insists on a start.
+            authority["validFor"] = {"start": "1970-01-01T00:00:00Z"}
     return doc
 
 

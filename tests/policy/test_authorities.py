@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from app.policy.authorities import (
+    EvidenceRules,
     Identity,
     KeyAuthority,
     KeylessAuthority,
@@ -128,3 +129,53 @@ def test_signer_identity_distinguishes_signers_not_certificates() -> None:
     key = Key()
     assert signer_identity(key.signer()) == signer_identity(key.signer())
     assert signer_identity(key.signer()) != signer_identity(Key().signer())
+
+
+# -- transparency evidence an authority may demand beyond ingest's ------------------------------
+
+V01 = "application/vnd.dev.sigstore.bundle+json;version=0.1"
+V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
+
+
+def evidence(media_type: str, inclusions: tuple[str, ...], times: int) -> object:
+    signer = keyless()
+    return replace(
+        stored(signer), media_type=media_type, tlog_inclusions=inclusions, verified_times=times
+    ), signer
+
+
+def test_evidence_defaults_accept_what_ingest_accepted() -> None:
+    attestation, signer = evidence(V01, ("promise",), 1)
+    assert acme().mismatch(attestation, signer) is None
+
+
+def test_require_inclusion_proof_refuses_a_promise_only_entry() -> None:
+    rules = EvidenceRules(require_inclusion_proof=True)
+    attestation, signer = evidence(V01, ("promise",), 1)
+    assert "requireInclusionProof" in acme(evidence=rules).mismatch(attestation, signer)
+    attestation, signer = evidence(V03, ("proof",), 1)
+    assert acme(evidence=rules).mismatch(attestation, signer) is None
+
+
+def test_min_bundle_version_reads_both_media_type_spellings() -> None:
+    rules = EvidenceRules(min_bundle_version=(0, 2))
+    attestation, signer = evidence(V01, ("proof",), 1)
+    assert "found 0.1" in acme(evidence=rules).mismatch(attestation, signer)
+    attestation, signer = evidence(V03, ("proof",), 1)
+    assert acme(evidence=rules).mismatch(attestation, signer) is None
+
+
+def test_verified_timestamps_counts_log_and_tsa_times() -> None:
+    rules = EvidenceRules(verified_timestamps=2)
+    attestation, signer = evidence(V03, ("proof",), 1)
+    assert "found 1" in acme(evidence=rules).mismatch(attestation, signer)
+    attestation, signer = evidence(V03, ("proof",), 2)
+    assert acme(evidence=rules).mismatch(attestation, signer) is None
+
+
+def test_any_recorded_trust_root_satisfies_the_authority() -> None:
+    signer = keyless()
+    shared = replace(stored(signer), trust_roots=("public-good", "mirror"))
+    mirror = KeylessAuthority("m", "mirror", acme().identities)
+    assert mirror.mismatch(shared, signer) is None
+    assert "verified by public-good" in mirror.mismatch(stored(signer), signer)

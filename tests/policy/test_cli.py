@@ -131,3 +131,29 @@ def test_test_bad_reference_exits_2(policy_dir: Path) -> None:
     directory = release_dir(policy_dir, Key())
     result = runner.invoke(policy_cli, ["test", str(directory), "--image", "Not A Ref"])
     assert result.exit_code == 2
+
+
+def test_lint_refuses_an_slsa_block_without_builder_id(policy_dir: Path) -> None:
+    require = (
+        "  require:\n"
+        "    - predicateType: https://slsa.dev/provenance/v1\n"
+        "      slsa:\n"
+        "        sourceUri: github.com/acme/app\n"
+    )
+    write(policy_dir, "p.yaml", policy(require=require))
+    result = runner.invoke(policy_cli, ["lint", str(policy_dir)])
+    assert result.exit_code == 1
+    assert "p.yaml:15: spec.require[0].slsa" in result.stderr
+    assert "builderId: required" in result.stderr
+    assert "{any: true}" in result.stderr
+
+
+def test_lint_accepts_any_builder_stated_explicitly(policy_dir: Path) -> None:
+    require = (
+        "  require:\n"
+        "    - predicateType: https://slsa.dev/provenance/v1\n"
+        "      slsa: {builderId: {any: true}, sourceUri: github.com/acme/app}\n"
+    )
+    write(policy_dir, "p.yaml", policy(require=require))
+    result = runner.invoke(policy_cli, ["lint", str(policy_dir)])
+    assert result.exit_code == 0, result.output

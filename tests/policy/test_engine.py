@@ -15,9 +15,12 @@ from app.policy.store import PolicySet
 from app.verification.facts import Subject
 from tests.policy.helpers import (
     DIGEST,
+    GENERATOR,
+    GITHUB,
     IMAGE,
     NOW,
     OTHER_DIGEST,
+    RELEASE_SAN,
     SLSA_V1,
     Key,
     config,
@@ -127,7 +130,8 @@ def test_definite_failure_outranks_an_error(
 ) -> None:
     require = (
         "  require:\n"
-        f"    - {{predicateType: {SLSA_V1}, slsa: {{sourceUri: github.com/acme/app}}}}\n"
+        f"    - {{predicateType: {SLSA_V1},\n"
+        "       slsa: {builderId: {any: true}, sourceUri: github.com/acme/app}}\n"
         "    - predicateType: https://cyclonedx.org/bom\n"
     )
     policy_set = load(policy_dir, policy(extra="  onError: allow\n", require=require))
@@ -250,6 +254,17 @@ def test_links_are_not_signatures(policy_dir: Path) -> None:
 # -- SLSA and conditions ------------------------------------------------------------------------
 
 
+# The release workflow and slsa-github-generator's builders, both under GitHub's issuer.
+CI_AND_GENERATOR = (
+    "  authorities:\n"
+    "    - name: ci\n"
+    "      keyless:\n"
+    "        identities:\n"
+    f"          - issuer: {GITHUB}\n"
+    "            subjectRegExp: '^https://github\\.com/(acme|slsa-framework)/.+@refs/tags/v.*$'\n"
+)
+
+
 def test_slsa_failure_says_expected_and_found(policy_dir: Path) -> None:
     require = (
         "  require:\n"
@@ -258,15 +273,41 @@ def test_slsa_failure_says_expected_and_found(policy_dir: Path) -> None:
         "        builderId: {prefix: 'https://github.com/slsa-framework/slsa-github-generator/'}\n"
         "        sourceUri: github.com/acme/app\n"
     )
-    policy_set = load(policy_dir, policy(require=require))
-    assert decide(policy_set, [stored(keyless())]).allowed
-    bad = stored(keyless(), predicate=provenance_v1(builder_id="https://x"))
+    policy_set = load(policy_dir, policy(authorities=CI_AND_GENERATOR, require=require))
+    # The generator's own certificate: the builder signs its provenance.
+    assert decide(policy_set, [stored(keyless(san=GENERATOR))]).allowed
+    bad = stored(keyless(san=GENERATOR), predicate=provenance_v1(builder_id="https://x"))
     req = requirement(decide(policy_set, [bad]))
     assert req.status == "failing"
     assert (
         "builder id https://x is not under "
         "https://github.com/slsa-framework/slsa-github-generator/" in req.reason
     )
+
+
+def test_a_builder_id_written_by_another_workflow_is_not_the_builder(policy_dir: Path) -> None:
+    require = (
+        f"  require:\n    - predicateType: {SLSA_V1}\n      slsa:\n        builderId: {GENERATOR}\n"
+    )
+    policy_set = load(policy_dir, policy(authorities=CI_AND_GENERATOR, require=require))
+    # The policy's authority accepts the release workflow, which wrote the generator's id.
+    forged = stored(keyless(san=RELEASE_SAN))
+    req = requirement(decide(policy_set, [forged]))
+    assert req.status == "failing"
+    assert f"builder {GENERATOR} is not the signing workflow {RELEASE_SAN}" in req.reason
+
+
+def test_any_builder_still_binds_a_claimed_github_workflow(policy_dir: Path) -> None:
+    require = (
+        "  require:\n"
+        f"    - predicateType: {SLSA_V1}\n"
+        "      slsa: {builderId: {any: true}, sourceUri: github.com/acme/app}\n"
+    )
+    policy_set = load(policy_dir, policy(authorities=CI_AND_GENERATOR, require=require))
+    assert not decide(policy_set, [stored(keyless(san=RELEASE_SAN))]).allowed
+    assert decide(policy_set, [stored(keyless(san=GENERATOR))]).allowed
+    other = stored(keyless(san=RELEASE_SAN), predicate=provenance_v1(builder_id="https://ci/x"))
+    assert decide(policy_set, [other]).allowed  # no builder relied on: the identity decides
 
 
 def test_conditions_see_predicate_signer_and_image(policy_dir: Path) -> None:

@@ -98,7 +98,10 @@ def test_github_artifact_attestation_example(shipped: PolicySet) -> None:
     branch = stored(signer, predicate=github_attestation_v1(ref="refs/heads/main"))
     result = decide(shipped, [branch], image=image, namespace="prod")
     assert not result.allowed
-    assert "release images are built from tags" in result.reason
+    # A tag workflow's certificate cannot vouch for a branch build: the builder binding says so
+    # before the policy's own condition on the ref is reached.
+    assert "release.yml@refs/heads/main ran on" in result.reason
+    assert f"but the signer is the workflow {WEB_SAN}" in result.reason
 
 
 def test_key_signed_release_example(shipped: PolicySet) -> None:

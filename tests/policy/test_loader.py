@@ -280,3 +280,29 @@ def test_empty_directory_loads_with_warnings(policy_dir: Path) -> None:
     assert loaded.policies == ()
     assert any("no ImagePolicy" in w for w in loaded.warnings)
     assert loaded.config.no_match == "deny"
+
+
+EVIDENCE_AUTHORITY = (
+    "  authorities:\n"
+    "    - name: ci\n"
+    "      keyless:\n"
+    "        identities: [{issuer: https://token.actions.githubusercontent.com,"
+    " subjectRegExp: '.+'}]\n"
+    "        requireInclusionProof: true\n"
+    "        minBundleVersion: '{version}'\n"
+    "        verifiedTimestamps: 2\n"
+)
+
+
+def test_authority_evidence_rules_load(policy_dir: Path) -> None:
+    write(policy_dir, "p.yaml", policy(authorities=EVIDENCE_AUTHORITY.replace("{version}", "0.2")))
+    authority = load(policy_dir).policies[0].requirements[0].authorities[0]
+    assert authority.evidence.require_inclusion_proof
+    assert authority.evidence.min_bundle_version == (0, 2)
+    assert authority.evidence.verified_timestamps == 2
+
+
+def test_unknown_bundle_version_is_refused_with_its_line(policy_dir: Path) -> None:
+    write(policy_dir, "p.yaml", policy(authorities=EVIDENCE_AUTHORITY.replace("{version}", "1")))
+    error = find(errors_of(policy_dir), "spec.authorities[0].keyless.minBundleVersion")
+    assert error.line == 11

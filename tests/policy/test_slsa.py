@@ -19,6 +19,7 @@ from app.policy.slsa import (
 
 REPO = "github.com/acme/app"
 TRW = "https://github.com/slsa-framework/example-trw/.github/workflows/builder_slsa3.yml"
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
 GENERIC = (
     "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/"
     "generator_generic_slsa3.yml"
@@ -58,7 +59,10 @@ def byob_v1(
                     "GITHUB_EVENT_PAYLOAD": payload,
                 },
                 "resolvedDependencies": [
-                    {"uri": f"git+https://github.com/acme/app@{ref}", "digest": {"gitCommit": "1"}}
+                    {
+                        "uri": f"git+https://github.com/acme/app@{ref}",
+                        "digest": {"gitCommit": COMMIT},
+                    }
                 ],
             },
             "runDetails": {"builder": {"id": builder}, "metadata": {}},
@@ -84,7 +88,7 @@ def generic_v02(
             "invocation": {
                 "configSource": {
                     "uri": f"git+https://github.com/acme/app@{ref}",
-                    "digest": {"sha1": "1"},
+                    "digest": {"sha1": COMMIT},
                     "entryPoint": ".github/workflows/release.yml",
                 },
                 "parameters": {},
@@ -124,7 +128,10 @@ def github_attest_v1(ref: str = "refs/heads/main") -> dict[str, Any]:
                     "github": {"event_name": "workflow_dispatch", "repository_id": "1"}
                 },
                 "resolvedDependencies": [
-                    {"uri": f"git+https://github.com/acme/app@{ref}", "digest": {"gitCommit": "1"}}
+                    {
+                        "uri": f"git+https://github.com/acme/app@{ref}",
+                        "digest": {"gitCommit": COMMIT},
+                    }
                 ],
             },
             "runDetails": {
@@ -151,7 +158,13 @@ def vsa(result: str = "PASSED") -> dict[str, Any]:
     }
 
 
+VSA_KEYS = {"verifierId", "resourceUri", "verifiedLevels"}
+
+
 def check(spec: dict[str, Any], statement: dict[str, Any]):
+    """Provenance checks other than the builder's say ``builderId: {any: true}`` explicitly."""
+    if "builderId" not in spec and not VSA_KEYS & set(spec):
+        spec = {**spec, "builderId": {"any": True}}
     return check_slsa(parse_slsa_requirement(spec), statement)
 
 
@@ -171,6 +184,14 @@ def test_builder_id_forms() -> None:
     assert parse_slsa_requirement({"builderId": {"prefix": "https://x/"}}).builder_id_prefix == (
         "https://x/"
     )
+    assert parse_slsa_requirement({"builderId": {"any": True}}).builder_id_any
+
+
+def test_provenance_checks_without_a_builder_id_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"slsa\.builderId: required .*\{any: true\}"):
+        parse_slsa_requirement({"sourceUri": REPO})
+    # A verification summary names no builder.
+    assert parse_slsa_requirement({"verifierId": "https://v"}).verifier_id == "https://v"
 
 
 @pytest.mark.parametrize(
@@ -179,6 +200,10 @@ def test_builder_id_forms() -> None:
         ({"builderID": TRW}, "slsa.builderID"),
         ({"builderId": {"exact": TRW, "prefix": TRW}}, "slsa.builderId"),
         ({"builderId": {"regex": ".*"}}, "slsa.builderId.regex"),
+        ({"builderId": {"any": False}}, "slsa.builderId.any"),
+        ({"builderId": {"any": "yes"}}, "slsa.builderId.any"),
+        ({"builderId": {"any": True, "exact": TRW}}, "slsa.builderId"),
+        ({"sourceUri": REPO}, "slsa.builderId"),
         ({"builderId": "https://x@v1@v2"}, "slsa.builderId.exact"),
         ({"builderId": "https://x@"}, "slsa.builderId.exact"),
         ({"builderId": ""}, "slsa.builderId.exact"),
@@ -202,6 +227,7 @@ def test_bad_specs_name_the_key(spec: dict[str, Any], named: str) -> None:
 def test_yaml_scalars_and_ref_prefixes_are_normalised() -> None:
     req = parse_slsa_requirement(
         {
+            "builderId": {"any": True},
             "sourceBranch": "refs/heads/main",
             "sourceTag": "refs/tags/v1",
             "workflowInputs": {"dry-run": False, "count": 3},
@@ -273,10 +299,43 @@ def test_byob_builder_must_be_pinned_at_a_release_tag(builder: str) -> None:
     assert_fails(result, "ErrorInvalidRef", "release tag" if "@" in builder else "not pinned")
 
 
-def test_npm_hosted_runner_spellings_are_one_builder() -> None:
-    statement = github_attest_v1()
+def npm_v02(builder: str = "https://github.com/actions/runner") -> dict[str, Any]:
+    return {
+        "_type": "https://in-toto.io/Statement/v0.1",
+        "subject": [{"name": "pkg:npm/app@1.0.0", "digest": {"sha512": "ab" * 64}}],
+        "predicateType": "https://slsa.dev/provenance/v0.2",
+        "predicate": {
+            "buildType": "https://github.com/npm/cli/gha/v2",
+            "builder": {"id": builder},
+            "invocation": {
+                "configSource": {
+                    "uri": "git+https://github.com/acme/app@refs/heads/main",
+                    "entryPoint": ".github/workflows/release.yml",
+                }
+            },
+        },
+    }
+
+
+def test_npm_v02_short_runner_is_the_hosted_runner() -> None:
+    statement = npm_v02()
     assert check({"builderId": "https://github.com/actions/runner"}, statement).passed
     assert check({"builderId": "https://github.com/actions/runner/github-hosted"}, statement).passed
+
+
+def test_short_runner_id_is_refused_for_v1_provenance() -> None:
+    # slsa-verifier: "valid npm CLI builder v1 short runner name" is ErrorInvalidBuilderID.
+    statement = github_attest_v1()
+    result = check({"builderId": "https://github.com/actions/runner"}, statement)
+    assert_fails(result, "ErrorInvalidBuilderID", "npm's SLSA v0.2")
+    assert check({"builderId": "https://github.com/actions/runner/github-hosted"}, statement).passed
+
+
+def test_hosted_runner_does_not_stand_for_any_runner_outside_npm_v02() -> None:
+    statement = npm_v02()
+    statement["predicate"]["buildType"] = "https://example.com/other/v1"
+    result = check({"builderId": "https://github.com/actions/runner/github-hosted"}, statement)
+    assert_fails(result, "ErrorMismatchBuilderID")
 
 
 # -- source ---------------------------------------------------------------------------------
@@ -551,3 +610,44 @@ def test_provenance_checks_do_not_apply_to_a_vsa_and_back() -> None:
     assert_fails(check({"sourceUri": REPO}, vsa()), "ErrorInvalidDssePayload", "sourceUri")
     requirement = SlsaRequirement(verifier_id="https://verifier.example/v1")
     assert_fails(check_slsa(requirement, byob_v1()), "ErrorInvalidDssePayload", "verifierId")
+
+
+# -- SLSA v1 required fields (in-toto/attestation provenance v1 Validate) ---------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "missing"),
+    [
+        (("buildDefinition",), None, "buildDefinition"),
+        (("buildDefinition",), {}, "buildDefinition"),
+        (("buildDefinition", "buildType"), None, "buildDefinition.buildType"),
+        (("buildDefinition", "externalParameters"), None, "buildDefinition.externalParameters"),
+        (("buildDefinition", "resolvedDependencies"), [{}], "resolvedDependencies[0] needs"),
+        (
+            ("buildDefinition", "resolvedDependencies"),
+            [{"digest": {"sha256": "abc123"}}],
+            "resolvedDependencies[0].digest.sha256 has 3 bytes",
+        ),
+        (("runDetails",), {}, "runDetails"),
+        (("runDetails", "builder"), {}, "runDetails.builder"),
+        (("runDetails", "builder", "id"), "", "runDetails.builder.id"),
+        (("runDetails", "byproducts"), [{"mediaType": "x"}], "byproducts[0] needs"),
+    ],
+)
+def test_v1_provenance_without_a_required_field_fails_naming_it(
+    path: tuple[str, ...], value: object, missing: str
+) -> None:
+    statement = github_attest_v1()
+    parent = statement["predicate"]
+    for key in path[:-1]:
+        parent = parent[key]
+    if value is None:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    result = check({"builderId": {"any": True}}, statement)
+    assert_fails(result, "ErrorInvalidDssePayload", missing, "invalid provenance")
+
+
+def test_complete_v1_provenance_passes_the_field_check() -> None:
+    assert check({"builderId": {"any": True}}, github_attest_v1()).passed

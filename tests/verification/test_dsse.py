@@ -22,6 +22,7 @@ from app.verification.dsse import verify_dsse_envelope
 from app.verification.errors import VerificationError
 from app.verification.keyring import TrustedKey, index_public_key, spki_key_id
 from app.verification.trust import TrustStore
+from tests.sigstore_stack import SigstoreTestStack
 
 KEY_KINDS = ["ecdsa-p256", "ecdsa-p384", "ed25519", "rsa-pss", "rsa-pkcs1v15"]
 SCHEMES = {
@@ -386,3 +387,25 @@ def test_dsse_wrapped_link_is_verified_as_a_link() -> None:
     doc = verify_dsse_envelope(sign_envelope(link, key), trust_of(key))
     assert (doc.format, doc.content_kind) == ("intoto-link", "link")
     assert doc.subjects[0].name == "out.bin"
+
+
+def test_certificate_signed_envelope_without_tlog_evidence_has_its_own_code(
+    stack: SigstoreTestStack,
+) -> None:
+    """A keyless envelope stripped of its bundle (cosign's ``signatures[].cert`` form) cannot
+    be verified, and the advice is to upload the bundle, not to configure a key."""
+    bundle = json.loads(stack.sign_dsse(statement()))
+    envelope = bundle["dsseEnvelope"]
+    der = base64.b64decode(bundle["verificationMaterial"]["certificate"]["rawBytes"])
+    pem_cert = (
+        "-----BEGIN CERTIFICATE-----\n"
+        + base64.encodebytes(der).decode()
+        + "-----END CERTIFICATE-----\n"
+    )
+    envelope["signatures"][0]["cert"] = pem_cert
+    error = expect_error("tlog_evidence_missing", envelope, trust_of(cached_key("ecdsa-p256")))
+    assert "upload the Sigstore bundle" in error.message
+    assert "policies/keys" not in error.message
+    # Without a certificate the advice stays: configure the key.
+    del envelope["signatures"][0]["cert"]
+    expect_error("untrusted_key", envelope, trust_of(cached_key("ecdsa-p256")))

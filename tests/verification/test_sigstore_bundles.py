@@ -1144,9 +1144,38 @@ def test_each_root_is_tried_in_turn() -> None:
     assert verify_bundle(keyless_dsse(), store).trust_root == "test"
     assert verify_bundle(OTHER_STACK.sign_dsse(statement()), store).trust_root == "other"
     assert verify_bundle(relog_as_intoto(keyless_dsse()), store).trust_root == "test"
-    # The same root under two names: the first in try order wins.
+    # The same root under two names: the first in try order is the primary, both are recorded.
     twice = TrustStore(roots={"first": STACK.trusted_root, "second": STACK.trusted_root})
-    assert verify_bundle(keyless_dsse(), twice).trust_root == "first"
+    verified = verify_bundle(keyless_dsse(), twice)
+    assert verified.trust_root == "first"
+    assert verified.trust_roots == ["first", "second"]
+
+
+def test_every_root_sharing_the_issuing_ca_is_recorded() -> None:
+    # A custom root that copies a built-in one's Fulcio and Rekor keys (a private mirror, or
+    # sigstore-go's public-good.json) must be usable by name, although the built-in is tried
+    # first; a root of another CA is not tried once one has verified.
+    store = TrustStore(
+        roots={
+            "public-good": STACK.trusted_root,
+            "other": OTHER_STACK.trusted_root,
+            "mirror": STACK.trusted_root,
+        }
+    )
+    verified = verify_bundle(keyless_dsse(), store)
+    assert verified.trust_roots == ["public-good", "mirror"]
+
+
+def test_tsa_without_validity_window_loads_and_verifies(tmp_path: Path) -> None:
+    doc = STACK.trusted_root_dict()
+    assert doc["timestampAuthorities"], "the test stack has a TSA"
+    for authority in doc["timestampAuthorities"]:
+        del authority["validFor"]
+    (tmp_path / "trust").mkdir()
+    (tmp_path / "trust" / "no-window.json").write_text(json.dumps(doc))
+    roots = load_trust_roots(tmp_path)
+    stamped = STACK.sign_dsse(statement(), with_timestamp=True, inclusion_promise=False)
+    assert verify_bundle(stamped, TrustStore(roots=roots)).trust_root == "no-window"
 
 
 def test_no_root_holds_the_signer() -> None:
