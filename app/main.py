@@ -29,6 +29,8 @@ from app.health import router as health_router
 from app.metrics import Metrics, MetricsMiddleware
 from app.policy.router import router as policy_router
 from app.policy.store import PolicyStore, install_sighup_reload
+from app.registry.router import router as registry_router
+from app.registry.wiring import registry_access, registry_service
 from app.settings import Settings, get_settings
 
 
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             yield
             # Decisions already taken are recorded before the database goes.
             await app.state.decision_recorder.aclose()
+        app.state.registry.close()
         app.state.db.dispose()
 
     app = ProvenantAPI(
@@ -94,6 +97,9 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     )
     app.state.admission_slots = asyncio.Semaphore(settings.admission_concurrency)
     app.state.policies.listeners.append(app.state.admission_cache.clear)
+    # Network at admission only for policies that opt in (fetchOnMiss, tagOnly: resolve).
+    app.state.registry = registry_service(settings, app.state.db, app.state.policies)
+    app.state.admission_registry = registry_access(app.state.registry, settings)
     app.state.metrics = Metrics()
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
     app.admission_fast_path = fast_path.AdmissionFastPath(app.state.metrics)
@@ -106,6 +112,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.include_router(admission_router)
     app.include_router(audit_router)
     app.include_router(query_router)
+    app.include_router(registry_router)
     return app
 
 
