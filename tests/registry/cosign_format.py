@@ -145,8 +145,9 @@ def push_signatures(
 ) -> str:
     # [SIG] tag: the image digest with ":" replaced by "-", plus ".sig"
     tag = digest.replace(":", "-") + ".sig"
-    return registry.push_manifest(repository, tag, _manifest(registry, repository, layers),
-                                  OCI_MANIFEST)
+    return registry.push_manifest(
+        repository, tag, _manifest(registry, repository, layers), OCI_MANIFEST
+    )
 
 
 def push_attestations(
@@ -154,8 +155,9 @@ def push_attestations(
 ) -> str:
     # [ATT] tag: the image digest with ":" replaced by "-", plus ".att"
     tag = digest.replace(":", "-") + ".att"
-    return registry.push_manifest(repository, tag, _manifest(registry, repository, layers),
-                                  OCI_MANIFEST)
+    return registry.push_manifest(
+        repository, tag, _manifest(registry, repository, layers), OCI_MANIFEST
+    )
 
 
 def provenance(name: str, digest: str) -> dict[str, Any]:
@@ -167,12 +169,15 @@ def provenance(name: str, digest: str) -> dict[str, Any]:
         "predicate": {
             "buildDefinition": {
                 "buildType": "https://actions.github.io/buildtypes/workflow/v1",
-                "externalParameters": {"workflow": {"ref": "refs/heads/main",
-                                                    "repository": "https://github.com/acme/app",
-                                                    "path": ".github/workflows/build.yml"}},
+                "externalParameters": {
+                    "workflow": {
+                        "ref": "refs/heads/main",
+                        "repository": "https://github.com/acme/app",
+                        "path": ".github/workflows/build.yml",
+                    }
+                },
                 "resolvedDependencies": [],
             },
-            "runDetails": {"builder": {"id": "https://github.com/actions/runner"},
-                           "metadata": {}},
+            "runDetails": {"builder": {"id": "https://github.com/actions/runner"}, "metadata": {}},
         },
     }

@@ -249,7 +249,9 @@ class LocalRegistry:
                 break
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"docker-registry did not start: {(self.directory / 'registry.log').read_text()}")
+        raise RuntimeError(
+            f"docker-registry did not start: {(self.directory / 'registry.log').read_text()}"
+        )
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -278,8 +280,14 @@ class LocalRegistry:
         skopeo = require_tool("skopeo")
         layout = self.directory / f"layout-{repository.replace('/', '_')}-{tag}"
         digest = build_layout(layout, tag, platforms=platforms, seed=seed or f"{repository}:{tag}")
-        command = [skopeo, "--insecure-policy", "copy", "--quiet", "--preserve-digests",
-                   "--dest-tls-verify=false"]
+        command = [
+            skopeo,
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+        ]
         if platforms:
             command.append("--all")
         if self.auth:
@@ -322,8 +330,9 @@ class LocalRegistry:
         body = manifest if isinstance(manifest, bytes) else json.dumps(manifest).encode()
         with self._client() as client:
             headers = {**self._auth(client, repository), "Content-Type": media_type}
-            response = client.put(f"/v2/{repository}/manifests/{reference}", content=body,
-                                  headers=headers)
+            response = client.put(
+                f"/v2/{repository}/manifests/{reference}", content=body, headers=headers
+            )
             response.raise_for_status()
         return sha256_digest(body)
 
@@ -359,20 +368,35 @@ def _write_blob(layout: Path, data: bytes) -> dict[str, Any]:
 def _image(layout: Path, seed: str, arch: str) -> dict[str, Any]:
     layer = _layer(f"{seed}/{arch}")
     diff_id = sha256_digest(gzip.decompress(layer))
-    config = json.dumps({
-        "architecture": arch, "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]}, "config": {},
-    }).encode()
-    manifest = json.dumps({
-        "schemaVersion": 2,
+    config = json.dumps(
+        {
+            "architecture": arch,
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "config": {},
+        }
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                **_write_blob(layout, config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    **_write_blob(layout, layer),
+                }
+            ],
+        }
+    ).encode()
+    return {
         "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   **_write_blob(layout, config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    **_write_blob(layout, layer)}],
-    }).encode()
-    return {"mediaType": OCI_MANIFEST, **_write_blob(layout, manifest),
-            "platform": {"architecture": arch, "os": "linux"}}
+        **_write_blob(layout, manifest),
+        "platform": {"architecture": arch, "os": "linux"},
+    }
 
 
 def build_layout(layout: Path, tag: str, *, platforms: int = 0, seed: str = "") -> str:
@@ -383,8 +407,9 @@ def build_layout(layout: Path, tag: str, *, platforms: int = 0, seed: str = "") 
     if platforms:
         arches = ["amd64", "arm64", "s390x", "ppc64le"][:platforms]
         children = [_image(layout, seed, arch) for arch in arches]
-        index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
-                            "manifests": children}).encode()
+        index = json.dumps(
+            {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children}
+        ).encode()
         top = {"mediaType": OCI_INDEX, **_write_blob(layout, index)}
     else:
         top = _image(layout, seed, "amd64")
@@ -415,7 +440,11 @@ attachArtifactToImage({
 
 
 def attach_with_sigstore_oci(
-    registry: LocalRegistry, repository: str, digest: str, bundle: bytes, work: Path,
+    registry: LocalRegistry,
+    repository: str,
+    digest: str,
+    bundle: bytes,
+    work: Path,
     media_type: str = BUNDLE_V03,
 ) -> dict[str, Any]:
     """Attach ``bundle`` to the image as GitHub's actions/attest does (@sigstore/oci)."""
@@ -432,9 +461,19 @@ def attach_with_sigstore_oci(
     artifact.write_bytes(bundle)
     user, password = registry.credentials() or ("", "")
     result = subprocess.run(
-        [node, str(script), f"{registry.host}/{repository}", digest, str(artifact), media_type,
-         user, password],
-        capture_output=True, timeout=60, env={**os.environ, "NODE_PATH": str(modules)},
+        [
+            node,
+            str(script),
+            f"{registry.host}/{repository}",
+            digest,
+            str(artifact),
+            media_type,
+            user,
+            password,
+        ],
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "NODE_PATH": str(modules)},
     )
     if result.returncode != 0:
         raise RuntimeError(f"@sigstore/oci failed: {result.stderr.decode()[-2000:]}")
