@@ -35,7 +35,7 @@ class FakeRegistry:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 fake.hits.append(self.path)
                 answer = fake.answer(self.path.split("?", 1)[0])
                 if answer.delay:

@@ -25,7 +25,7 @@ from tests.sigstore_stack import SigstoreTestStack
 REPO = "team/app"
 
 
-def _count(db: Database, column) -> int:  # noqa: ANN001
+def _count(db: Database, column) -> int:
     with db.session() as session:
         return int(session.scalar(select(func.count(column))) or 0)
 

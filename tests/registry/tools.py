@@ -104,7 +104,7 @@ class TokenIssuer:
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 issuer.requests += 1
                 query = parse_qs(urlparse(self.path).query)
                 granted = issuer.authorized(self.headers.get("Authorization"))
