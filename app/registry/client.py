@@ -109,8 +109,10 @@ def is_digest(reference: str) -> bool:
 
 
 def is_loopback(registry: str) -> bool:
-    host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
-    host = host.strip("[]")
+    if registry.startswith("["):  # [v6 address]:port
+        host = registry[1 : registry.find("]")]
+    else:
+        host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
     if host == "localhost":
         return True
     try:
