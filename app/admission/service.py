@@ -22,7 +22,7 @@ import anyio.to_thread
 from app.admission import record as records
 from app.admission.cache import DecisionCache, IndexVersionReader, current_index_version
 from app.admission.extract import EPHEMERAL_SUBRESOURCE, ExtractError, Extraction, extract
-from app.admission.fetch import RegistryAccess, plan
+from app.admission.fetch import RegistryAccess, RegistryFetchFailed, plan
 from app.admission.lookup import image_digests, prefetching_lookup
 from app.admission.recorder import Recorder
 from app.admission.respond import object_name, respond
@@ -429,6 +429,15 @@ def _error_verdict(
     namespace: str | None,
 ) -> Verdict:
     allowed, rule = _on_error(policy_set, extraction, namespace)
+    if isinstance(exc, RegistryFetchFailed):
+        # What the registry said is safe to show, and is what the operator needs to know.
+        return from_error(
+            f"{type(exc).__name__}: {exc}",
+            str(exc),
+            allowed=allowed,
+            rule=rule,
+            cause="a registry error",
+        )
     return from_error(
         f"{type(exc).__name__}: {exc}", type(exc).__name__, allowed=allowed, rule=rule
     )

@@ -58,7 +58,4 @@ def registry_access(service: RegistryService, settings: Settings) -> RegistryAcc
 def _message(what: str, exc: Exception, budget: float) -> str:
     code = getattr(exc, "code", "policies_unavailable")
     detail = getattr(exc, "message", str(exc))
-    return (
-        f"registry error, not a policy failure: {what} failed ({code}: {detail}; "
-        f"budget {budget:g}s)"
-    )
+    return f"{what} failed: {code}: {detail} (budget {budget:g}s)"
