@@ -244,7 +244,7 @@ def judge(
         policy_set,
         now,
         cached_only=cached_only,
-        pull_secrets=_pull_secrets(request.object),
+        pull_secrets=pull_secrets_of(request.object),
     )
     verdict = from_evaluation(evaluation, extraction, config, now)
     return apply_break_glass(
@@ -369,7 +369,7 @@ def _as_resolved(result: ImageResult, image: str) -> ImageResult:
     return dataclasses.replace(result, image=image, reason=f"{note}: {result.reason}")
 
 
-def _pull_secrets(obj: dict[str, Any] | None) -> list[str]:
+def pull_secrets_of(obj: dict[str, Any] | None) -> list[str]:
     """The object's imagePullSecrets (a Pod's, or its pod template's), by name."""
     spec = (obj or {}).get("spec")
     for _ in range(3):  # Pod, template (Deployment...), jobTemplate.template (CronJob)

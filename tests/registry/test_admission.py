@@ -181,3 +181,48 @@ def test_pull_over_the_api_needs_the_upload_scope(
 @pytest.fixture
 def _no_leak() -> Iterator[None]:
     yield
+
+
+def test_mutation_is_off_by_default_and_pins_tags_when_on(
+    registry: LocalRegistry,
+    signed: str,
+    db_url: str,
+    policy_dir: Path,
+    stack: SigstoreTestStack,
+    webhook: dict[str, str],
+) -> None:
+    import base64
+    import json
+
+    from app.settings import Settings
+
+    body = review(
+        with_images(
+            "deployment", [f"{registry.host}/{REPO}:v1", f"{registry.host}/{REPO}@{signed}"]
+        )
+    )
+    with _client(db_url, policy_dir, stack, _policies(registry.host)) as client:
+        off = client.post("/k8s/mutate", json=body, headers=webhook)
+    assert (off.status_code, off.json()["error"]["code"]) == (404, "not_found")
+
+    from app.main import create_app
+
+    settings = Settings(
+        database_url=db_url,
+        policy_dir=policy_dir,
+        registry_mutate=True,
+        audit_key_file=policy_dir.parent / "audit-key.pem",
+        admission_recorder="thread",
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        answer = client.post("/k8s/mutate", json=body, headers=webhook).json()["response"]
+
+    assert answer["allowed"] is True and answer["patchType"] == "JSONPatch"
+    patch = json.loads(base64.b64decode(answer["patch"]))
+    assert patch == [
+        {
+            "op": "replace",
+            "path": "/spec/template/spec/containers/0/image",
+            "value": f"{registry.host}/{REPO}:v1@{signed}",
+        }
+    ]

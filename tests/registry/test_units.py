@@ -71,7 +71,7 @@ def test_a_docker_config_gives_credentials_by_registry(tmp_path: Path) -> None:
 
 
 def test_a_malformed_docker_config_says_where() -> None:
-    with pytest.raises(ValueError, match="secret.json"):
+    with pytest.raises(ValueError, match=r"secret\.json"):
         parse_docker_config(b"[]", "secret.json")
     with pytest.raises(ValueError, match="not base64"):
         parse_docker_config(json.dumps({"auths": {"x": {"auth": "%%%"}}}), "c")
