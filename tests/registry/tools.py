@@ -190,6 +190,7 @@ class LocalRegistry:
     port: int = field(default_factory=free_port)
     issuer: TokenIssuer | None = None
     process: subprocess.Popen[bytes] | None = None
+    _http: httpx.Client | None = None
 
     @property
     def host(self) -> str:
@@ -263,6 +264,9 @@ class LocalRegistry:
                 self.process.wait()
         if self.issuer is not None:
             self.issuer.close()
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
     # -- pushing (what a real client does: skopeo for images, plain HTTP for cosign's) ------
 
@@ -296,8 +300,12 @@ class LocalRegistry:
         subprocess.run(command, check=True, capture_output=True, timeout=120)
         return digest
 
-    def _client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=10)
+    @contextlib.contextmanager
+    def _client(self) -> Iterator[httpx.Client]:
+        # One connection for every push: a new client per blob cost more than the push.
+        if self._http is None:
+            self._http = httpx.Client(base_url=self.url, timeout=10)
+        yield self._http
 
     def _auth(self, client: httpx.Client, repository: str) -> dict[str, str]:
         if self.auth == "htpasswd":
