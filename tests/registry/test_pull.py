@@ -222,3 +222,73 @@ def test_a_pull_secret_of_the_namespace_is_used_when_named(
             f"{registry.host}/{REPO}@{digest}", namespace="shop", pull_secrets=["regcred"]
         )
         assert result.items == [] and result.digest == digest
+
+
+def test_a_registry_with_its_own_ca_is_trusted_only_through_the_certs_dir(
+    tmp_path: Path, db: Database, trust: TrustStore
+) -> None:
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "registry test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(2)
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    (tls / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tls / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    plain = LocalRegistry(tmp_path / "plain").start()  # to push the image over HTTP first
+    digest = plain.push_image(REPO, "v1")
+    plain.stop()
+    registry = LocalRegistry(tmp_path / "plain", port=plain.port)
+    registry.tls = (tls / "cert.pem", tls / "key.pem")
+    registry.start()
+    try:
+        with pytest.raises(RegistryError) as caught:
+            make_service(db, trust).pull(f"{registry.host}/{REPO}@{digest}")
+        assert caught.value.code == "registry_unavailable"  # plain HTTP to a TLS port
+
+        certs = tmp_path / "certs.d"
+        (certs / registry.host).mkdir(parents=True)
+        (certs / registry.host / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+        result = make_service(db, trust, certs_dir=certs).pull(f"{registry.host}/{REPO}@{digest}")
+        assert result.digest == digest
+    finally:
+        registry.stop()

@@ -191,6 +191,7 @@ class LocalRegistry:
     issuer: TokenIssuer | None = None
     process: subprocess.Popen[bytes] | None = None
     _http: httpx.Client | None = None
+    tls: tuple[Path, Path] | None = None  # certificate and key: serve HTTPS
 
     @property
     def host(self) -> str:
@@ -232,6 +233,8 @@ class LocalRegistry:
                     "rootcertbundle": str(self.issuer.bundle),
                 }
             }
+        if self.tls is not None:
+            config["http"]["tls"] = {"certificate": str(self.tls[0]), "key": str(self.tls[1])}
         path = self.directory / "config.yml"
         path.write_text(json.dumps(config))  # YAML is a superset of JSON
         self.log = (self.directory / "registry.log").open("wb")
@@ -241,7 +244,10 @@ class LocalRegistry:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             try:
-                status = httpx.get(f"{self.url}/v2/", timeout=1).status_code
+                scheme = "https" if self.tls else "http"
+                status = httpx.get(
+                    f"{scheme}://{self.host}/v2/", timeout=1, verify=False
+                ).status_code
                 if status in (200, 401):
                     return self
             except httpx.HTTPError:
