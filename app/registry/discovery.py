@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +80,32 @@ class Target:
     credential: Credential | None = None
 
 
-def discover(client: RegistryClient, target: Target, deadline: Deadline) -> Discovery:
+def discover(
+    client: RegistryClient,
+    target: Target,
+    deadline: Deadline,
+    executor: Executor | None = None,
+) -> Discovery:
+    """Everything beside ``target``. The three lookups are independent: with an ``executor``
+    they run at once (a pull then costs the slowest scheme's round trips, not their sum)."""
+    jobs: list[Callable[[], Discovery]] = [
+        lambda: _by_referrers(client, target, deadline),
+        lambda: _cosign(client, target, cosign.sig_tag(target.digest), "cosign-sig", deadline),
+        lambda: _cosign(client, target, cosign.att_tag(target.digest), "cosign-att", deadline),
+    ]
+    if executor is None:
+        parts = [job() for job in jobs]
+    else:
+        futures = [executor.submit(job) for job in jobs]
+        parts = [future.result() for future in futures]  # the first registry failure raises
+    result = Discovery([], [], parts[0].referrers_api)
+    for part in parts:  # in scheme order, whatever finished first
+        result.found += part.found
+        result.problems += part.problems
+    return result
+
+
+def _by_referrers(client: RegistryClient, target: Target, deadline: Deadline) -> Discovery:
     result = Discovery([], [])
     index = client.referrers(
         target.registry, target.repository, target.digest, deadline, credential=target.credential
@@ -92,8 +118,6 @@ def discover(client: RegistryClient, target: Target, deadline: Deadline) -> Disc
         index = tagged.json() if tagged is not None and tagged.media_type in INDEX_TYPES else None
     if index is not None:
         _referrers(client, target, index, scheme, deadline, result)
-    _cosign(client, target, cosign.sig_tag(target.digest), "cosign-sig", deadline, result)
-    _cosign(client, target, cosign.att_tag(target.digest), "cosign-att", deadline, result)
     return result
 
 
@@ -171,16 +195,12 @@ def _referrer(
 
 
 def _cosign(
-    client: RegistryClient,
-    target: Target,
-    tag: str,
-    scheme: str,
-    deadline: Deadline,
-    result: Discovery,
-) -> None:
+    client: RegistryClient, target: Target, tag: str, scheme: str, deadline: Deadline
+) -> Discovery:
+    result = Discovery([], [])
     fetched = _manifest(client, target, tag, deadline)
     if fetched is None:
-        return
+        return result
     manifest = fetched.json()
     expected = (
         cosign.SIMPLE_SIGNING_MEDIA_TYPE if scheme == "cosign-sig" else cosign.DSSE_MEDIA_TYPE
@@ -210,6 +230,7 @@ def _cosign(
             result.found.append(found)
 
         _item(result, scheme, fetched.digest, layer_digest, take)
+    return result
 
 
 def _item(

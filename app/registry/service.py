@@ -76,9 +76,12 @@ class RegistryService:
         self._misses: NegativeCache[RegistryError | PullResult] = NegativeCache(negative_seconds)
         self._tags: NegativeCache[str] = NegativeCache(tag_seconds)
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="registry-fetch")
+        # Separate from the fetch pool: fetches wait on lookups, so sharing could deadlock.
+        self._lookups = ThreadPoolExecutor(workers, thread_name_prefix="registry-lookup")
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._lookups.shutdown(wait=False, cancel_futures=True)
         self.client.close()
 
     # -- triggers --------------------------------------------------------------------------
@@ -219,7 +222,7 @@ class RegistryService:
                 if progress:
                     progress(f"looking beside {ref.name}@{subject}")
                 target = Target(ref.registry, ref.repository, subject, credential)
-                found = discover(self.client, target, deadline)
+                found = discover(self.client, target, deadline, self._lookups)
                 if subject == image.digest:
                     result.referrers_api = found.referrers_api
                 began = time.perf_counter()
