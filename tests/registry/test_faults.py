@@ -216,3 +216,37 @@ def test_the_per_registry_cap_bounds_requests_in_flight(fake: FakeRegistry) -> N
     assert caught.value.code == "registry_timeout"
     assert "request slot" in caught.value.message
     assert fake.hits.count(f"/v2/{REPO}/manifests/{DIGEST}") == 1
+
+
+def test_concurrent_misses_of_one_digest_share_one_fetch_and_a_miss_is_remembered(
+    fake: FakeRegistry, db: Database, trust: TrustStore
+) -> None:
+    fake.routes[f"/v2/{REPO}/manifests/{DIGEST}"] = Answer(
+        200, IMAGE_BYTES, {"Content-Type": OCI_MANIFEST}, delay=0.3
+    )
+    service = make_service(db, trust)
+    image = f"{fake.host}/{REPO}@{DIGEST}"
+    threads = [
+        threading.Thread(target=service.fetch_missing, args=([image],), kwargs={"timeout": 3})
+        for _ in range(5)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # One round for five admissions: the image manifest, the referrers API, the tag
+    # fallback, .sig and .att.
+    assert fake.hits.count(f"/v2/{REPO}/manifests/{DIGEST}") == 1
+    rounds = len(fake.hits)
+
+    assert service.fetch_missing([image], timeout=3) == 0  # found nothing: remembered
+    assert len(fake.hits) == rounds
+
+    fake.routes.clear()  # the registry now fails: that failure is remembered too
+    other = f"{fake.host}/{REPO}@sha256:{'2' * 64}"
+    for _ in range(2):
+        with pytest.raises(RegistryError) as caught:
+            service.fetch_missing([other], timeout=3)
+        assert caught.value.code == "registry_not_found"
+    assert len(fake.hits) == rounds + 1
