@@ -105,3 +105,33 @@ def test_a_simple_signing_payload_must_name_the_image() -> None:
     with pytest.raises(RegistryError) as caught:
         check_simple_signing(json.dumps(payload).encode(), digest)
     assert caught.value.code == "registry_malformed"
+
+
+def test_fetch_on_miss_settings_read_durations_and_stay_off_by_default() -> None:
+    from pydantic import ValidationError
+
+    from app.policy.schema import ImagePolicySpec, RegistrySource, parse_duration
+
+    assert parse_duration("3s") == 3.0 and parse_duration("500ms") == 0.5
+    assert parse_duration(2) == 2.0
+    assert RegistrySource.model_validate({"fetchOnMiss": True, "timeout": "1.5s"}).timeout == 1.5
+    with pytest.raises(ValidationError):
+        RegistrySource.model_validate({"timeout": "soon"})
+    with pytest.raises(ValidationError):
+        RegistrySource.model_validate({"timeout": "45s"})  # beyond any webhook's timeout
+    with pytest.raises(ValidationError):
+        RegistrySource.model_validate({"fetchOnMis": True})  # a misspelt key is an error
+    spec = ImagePolicySpec.model_validate({"images": ["x/**"], "require": [{}]})
+    assert spec.source is None
+
+
+def test_the_mutating_webhook_is_shipped_but_not_installed_by_default() -> None:
+    import yaml
+
+    deploy = Path(__file__).resolve().parents[2] / "deploy"
+    config = yaml.safe_load((deploy / "registry" / "mutating-webhook.yaml").read_text())
+    [hook] = config["webhooks"]
+    assert config["kind"] == "MutatingWebhookConfiguration"
+    assert hook["clientConfig"]["service"]["path"] == "/k8s/mutate"
+    assert hook["failurePolicy"] == "Ignore" and hook["timeoutSeconds"] <= 5
+    assert "registry/mutating-webhook.yaml" not in (deploy / "kustomization.yaml").read_text()
