@@ -97,23 +97,39 @@ def signature_layer(
     payload: bytes,
     *,
     tamper: str | None = None,
+    with_timestamp: bool = False,
+    key: Any = None,
 ) -> dict[str, Any]:
-    """One .sig layer: the payload blob, signed keyless (hashedrekord entry with a SET)."""
-    bundle = json.loads(stack.sign_artifact(payload, tamper=tamper))
+    """One .sig layer: the payload blob, signed keyless (hashedrekord entry with a SET), or
+    with ``key`` as ``cosign sign --key`` does (no certificate annotation)."""
+    if key is not None:
+        signed = stack.sign_artifact_with_key(payload, key, tamper=tamper)
+    else:
+        signed = stack.sign_artifact(payload, tamper=tamper, with_timestamp=with_timestamp)
+    bundle = json.loads(signed)
     digest = registry.push_blob(repository, payload)
+    annotations = {
+        # [SIG] base64 signature over the payload bytes
+        "dev.cosignproject.cosign/signature": bundle["messageSignature"]["signature"],
+        # [SIG] the Rekor bundle (SET)
+        "dev.sigstore.cosign/bundle": _rekor_annotation(bundle),
+    }
+    if key is None:
+        # [SIG] keyless: the Fulcio certificate (PEM) and its chain
+        annotations["dev.sigstore.cosign/certificate"] = _certificate_pem(bundle)
+        annotations["dev.sigstore.cosign/chain"] = ""
+    stamps = bundle["verificationMaterial"].get("timestampVerificationData")
+    if stamps:
+        # [SIG] "dev.sigstore.cosign/rfc3161timestamp": {"SignedRFC3161Timestamp": base64 DER}
+        token = stamps["rfc3161Timestamps"][0]["signedTimestamp"]
+        annotations["dev.sigstore.cosign/rfc3161timestamp"] = json.dumps(
+            {"SignedRFC3161Timestamp": token}
+        )
     return {
         "mediaType": SIMPLE_SIGNING,
         "size": len(payload),
         "digest": digest,
-        "annotations": {
-            # [SIG] base64 signature over the payload bytes
-            "dev.cosignproject.cosign/signature": bundle["messageSignature"]["signature"],
-            # [SIG] keyless: the Fulcio certificate (PEM) and its chain
-            "dev.sigstore.cosign/certificate": _certificate_pem(bundle),
-            "dev.sigstore.cosign/chain": "",
-            # [SIG] the Rekor bundle (SET)
-            "dev.sigstore.cosign/bundle": _rekor_annotation(bundle),
-        },
+        "annotations": annotations,
     }
 
 

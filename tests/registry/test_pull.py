@@ -17,6 +17,7 @@ from app.registry.errors import RegistryError
 from app.registry.models import RegistryOrigin
 from app.registry.service import RegistryService
 from app.verification.trust import TrustStore
+from tests.helpers import write_trust
 from tests.registry import cosign_format as cf
 from tests.registry.conftest import make_service
 from tests.registry.tools import LocalRegistry, attach_with_sigstore_oci, local_registry
@@ -292,3 +293,34 @@ def test_a_registry_with_its_own_ca_is_trusted_only_through_the_certs_dir(
         assert result.digest == digest
     finally:
         registry.stop()
+
+
+def test_legacy_signatures_with_a_timestamp_or_a_key_verify_offline(
+    registry: LocalRegistry, policy_dir: Path, db: Database, stack: SigstoreTestStack
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    # cosign generate-key-pair makes ECDSA P-256 keys (a message signature over a digest
+    # cannot be checked with pure Ed25519, which signs the bytes themselves).
+    key = ec.generate_private_key(ec.SECP256R1())
+    write_trust(policy_dir, stack)
+    (policy_dir / "keys" / "cosign.pub").write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    service = make_service(db, TrustStore.load(policy_dir))
+    digest = registry.push_image(REPO, "v1")
+    payload = cf.simple_signing_payload(f"{registry.host}/{REPO}", digest)
+    stamped = cf.signature_layer(registry, stack, REPO, payload, with_timestamp=True)
+    keyed = cf.signature_layer(registry, stack, REPO, payload + b" ", key=key)
+    cf.push_signatures(registry, REPO, digest, [stamped, keyed])
+
+    items = service.pull(f"{registry.host}/{REPO}@{digest}").items
+
+    assert [(i.status, i.code) for i in items] == [("created", None), ("created", None)]
+    with db.session() as session:
+        stored = [session.get(Attestation, i.attestation_id) for i in items]
+        assert stored[0] is not None and len(stored[0].timestamps) == 2  # SET and RFC 3161
+        assert stored[1] is not None and stored[1].signer_kind == "key"
