@@ -156,6 +156,25 @@ def attestation_layer(
     }
 
 
+def key_attestation_layer(
+    registry: LocalRegistry,
+    stack: SigstoreTestStack,
+    repository: str,
+    statement: dict[str, Any],
+    key: Any,
+) -> dict[str, Any]:
+    """An .att layer of ``cosign attest --key``: the envelope signed with the key; no
+    certificate annotation ([ATT])."""
+    envelope = stack.sign_bare_dsse(statement, key).encode()
+    digest = registry.push_blob(repository, envelope)
+    return {
+        "mediaType": DSSE,
+        "size": len(envelope),
+        "digest": digest,
+        "annotations": {"predicateType": statement["predicateType"]},
+    }
+
+
 def push_signatures(
     registry: LocalRegistry, repository: str, digest: str, layers: list[dict[str, Any]]
 ) -> str:

@@ -301,6 +301,8 @@ def test_legacy_signatures_with_a_timestamp_or_a_key_verify_offline(
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    from tests.helpers import RELEASE_KEY
+
     # cosign generate-key-pair makes ECDSA P-256 keys (a message signature over a digest
     # cannot be checked with pure Ed25519, which signs the bytes themselves).
     key = ec.generate_private_key(ec.SECP256R1())
@@ -316,10 +318,17 @@ def test_legacy_signatures_with_a_timestamp_or_a_key_verify_offline(
     stamped = cf.signature_layer(registry, stack, REPO, payload, with_timestamp=True)
     keyed = cf.signature_layer(registry, stack, REPO, payload + b" ", key=key)
     cf.push_signatures(registry, REPO, digest, [stamped, keyed])
+    statement = cf.provenance("app", digest)
+    attested = cf.key_attestation_layer(registry, stack, REPO, statement, RELEASE_KEY)
+    cf.push_attestations(registry, REPO, digest, [attested])
 
     items = service.pull(f"{registry.host}/{REPO}@{digest}").items
 
-    assert [(i.status, i.code) for i in items] == [("created", None), ("created", None)]
+    assert [(i.scheme, i.status) for i in items] == [
+        ("cosign-sig", "created"),
+        ("cosign-sig", "created"),
+        ("cosign-att", "created"),
+    ]
     with db.session() as session:
         stored = [session.get(Attestation, i.attestation_id) for i in items]
         assert stored[0] is not None and len(stored[0].timestamps) == 2  # SET and RFC 3161
