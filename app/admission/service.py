@@ -269,10 +269,11 @@ def evaluate(
     cache = admission.cache
     results: dict[str, ImageResult] = {}
     resolved: dict[str, str] = {}
+    unresolved: dict[str, str] = {}
     if policy_set.config.tag_only == "resolve" and admission.registry is not None:
         if cached_only and _has_tag_only(images):
             raise NeedsDatabase  # resolving may touch the network: not on the event loop
-        resolved = _resolve_tags(admission.registry, images, namespace, pull_secrets)
+        resolved, unresolved = _resolve_tags(admission.registry, images, namespace, pull_secrets)
     judged = [resolved.get(image, image) for image in images]
     # Read before any attestation: a change committed after this read has a newer version, so
     # whatever this decision caches from it is never reused once the change is visible.
@@ -297,7 +298,9 @@ def evaluate(
                 results[image] = result
                 cache.put(version, (image, namespace, policy_set.content_hash), result)
     ordered = tuple(
-        _as_resolved(results[judged_image], image) if judged_image != image else results[image]
+        _as_resolved(results[judged_image], image)
+        if judged_image != image
+        else _not_resolved(results[image], unresolved.get(image))
         for image, judged_image in zip(images, judged, strict=True)
     )
     return workload_evaluation(ordered, namespace, policy_set, now)
@@ -340,10 +343,13 @@ def _resolve_tags(
     images: Sequence[str],
     namespace: str | None,
     pull_secrets: Sequence[str],
-) -> dict[str, str]:
+) -> tuple[dict[str, str], dict[str, str]]:
     """tagOnly: resolve: each tag-only image as ``name:tag@digest``, the digest the registry
-    names for the tag now. Raises RegistryFetchFailed when the registry cannot say."""
+    names for the tag now; and why the others could not be resolved. An unresolved tag stays
+    tag-only, which the engine denies under ``resolve`` unless an exemption admits the image:
+    a registry that cannot answer must neither let a tag through nor block exempted images."""
     resolved: dict[str, str] = {}
+    unresolved: dict[str, str] = {}
     for image in images:
         try:
             ref = parse_image(image)
@@ -351,14 +357,24 @@ def _resolve_tags(
             continue  # the engine reports it
         if ref.digest is not None:
             continue
-        digest = registry.resolve(
-            image,
-            timeout=registry.resolve_timeout,
-            namespace=namespace,
-            pull_secrets=pull_secrets,
-        )
+        try:
+            digest = registry.resolve(
+                image,
+                timeout=registry.resolve_timeout,
+                namespace=namespace,
+                pull_secrets=pull_secrets,
+            )
+        except RegistryFetchFailed as exc:
+            unresolved[image] = str(exc)
+            continue
         resolved[image] = f"{ref.name}:{ref.tag or 'latest'}@{digest}"
-    return resolved
+    return resolved, unresolved
+
+
+def _not_resolved(result: ImageResult, error: str | None) -> ImageResult:
+    if error is None or result.allowed:
+        return result
+    return dataclasses.replace(result, reason=f"{result.reason} (a registry error: {error})")
 
 
 def _as_resolved(result: ImageResult, image: str) -> ImageResult:

@@ -226,3 +226,20 @@ def test_mutation_is_off_by_default_and_pins_tags_when_on(
             "value": f"{registry.host}/{REPO}:v1@{signed}",
         }
     ]
+
+
+def test_a_tag_the_registry_cannot_resolve_is_denied_as_tag_only_with_the_reason(
+    registry: LocalRegistry,
+    signed: str,
+    db_url: str,
+    policy_dir: Path,
+    stack: SigstoreTestStack,
+    webhook: dict[str, str],
+) -> None:
+    policies = _policies(registry.host, tag_only="resolve")
+    with _client(db_url, policy_dir, stack, policies) as client:
+        answer = _decide(client, webhook, [f"{registry.host}/{REPO}:no-such-tag"])
+
+    assert answer["allowed"] is False
+    message = answer["status"]["message"]
+    assert "tagOnly: resolve" in message and "registry_not_found" in message, message
