@@ -50,6 +50,7 @@ INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 DOCKER_HUB_API_HOST = "index.docker.io"
+REFERRERS_PROBE_SECONDS = 300.0
 _CHUNK = 64 * 1024
 _CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -180,6 +181,10 @@ class RegistryClient:
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._tokens: dict[tuple[str, str, str | None], tuple[str, float]] = {}
         self.requests = 0  # every HTTP request sent (bench: registry requests per image)
+        # Registries found without the referrers API, until when: a registry gains the API by
+        # an upgrade, not between two pulls, so one probe per registry every few minutes will
+        # do instead of one per image.
+        self._no_referrers: dict[str, float] = {}
 
     def close(self) -> None:
         with self._lock:
@@ -281,6 +286,10 @@ class RegistryClient:
         (empty when nothing refers); 404 means unsupported, and the client falls back to the
         referrers tag schema.
         """
+        with self._lock:
+            absent_until = self._no_referrers.get(registry, 0.0)
+        if absent_until > time.monotonic():
+            return None
         response = self._get(
             registry,
             repository,
@@ -292,16 +301,22 @@ class RegistryClient:
             too_large=E.MANIFEST_TOO_LARGE,
         )
         if response.status in (404, 405):
-            return None
+            return self._lacks_referrers(registry)
         self._raise_for_status(response, registry, f"referrers of {digest}")
         media_type = response.headers.get("content-type", "").split(";", 1)[0].strip()
         if media_type and media_type not in (OCI_INDEX, "application/json"):
-            return None  # a catch-all route (an HTML page, a proxy's answer): not the API
+            # A catch-all route (an HTML page, a proxy's answer): not the API.
+            return self._lacks_referrers(registry)
         try:
             document = json.loads(response.body)
         except ValueError:
-            return None
-        return document if isinstance(document, dict) else None
+            return self._lacks_referrers(registry)
+        return document if isinstance(document, dict) else self._lacks_referrers(registry)
+
+    def _lacks_referrers(self, registry: str) -> None:
+        with self._lock:
+            self._no_referrers[registry] = time.monotonic() + REFERRERS_PROBE_SECONDS
+        return None
 
     # -- HTTP ------------------------------------------------------------------------------
 

@@ -250,3 +250,17 @@ def test_concurrent_misses_of_one_digest_share_one_fetch_and_a_miss_is_remembere
             service.fetch_missing([other], timeout=3)
         assert caught.value.code == "registry_not_found"
     assert len(fake.hits) == rounds + 1
+
+
+def test_a_registry_without_the_referrers_api_is_probed_once_not_per_image(
+    fake: FakeRegistry, db: Database, trust: TrustStore
+) -> None:
+    _serve_image(fake)
+    service = make_service(db, trust)
+
+    for _ in range(3):
+        assert service.pull(f"{fake.host}/{REPO}@{DIGEST}").referrers_api is False
+
+    assert sum("/referrers/" in hit for hit in fake.hits) == 1
+    # Each pull still reads the referrers tag schema, which is where referrers are then.
+    assert fake.hits.count(f"/v2/{REPO}/manifests/sha256-{DIGEST.split(':')[1]}") == 3
