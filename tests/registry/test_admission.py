@@ -3,7 +3,6 @@ registry: the first admission of a digest reads the registry, the second is a pl
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -176,11 +175,6 @@ def test_pull_over_the_api_needs_the_upload_scope(
     assert ok.status_code == 200 and ok.json()["created"] == 1
     assert ok.json()["items"][0]["scheme"] == "cosign-att"
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "registry_not_found")
-
-
-@pytest.fixture
-def _no_leak() -> Iterator[None]:
-    yield
 
 
 def test_mutation_is_off_by_default_and_pins_tags_when_on(
