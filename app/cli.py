@@ -10,6 +10,7 @@ import typer
 from app.admission.cli import webhook_cli
 from app.audit.cli import audit_cli
 from app.policy.cli import policy_cli
+from app.registry.cli import registry_cli
 from app.settings import get_settings
 from app.vsa.cli import vsa_cli
 
@@ -20,6 +21,7 @@ cli.add_typer(policy_cli, name="policy")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(webhook_cli, name="webhook")
 cli.add_typer(vsa_cli, name="vsa")
+cli.add_typer(registry_cli, name="registry")
 
 
 def _database():  # noqa: ANN202 - lazy import keeps `provenant --help` fast

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 from app import __version__
 from app.admission import fast_path
 from app.admission.cache import DecisionCache, IndexVersionReader
+from app.admission.fetch import RegistryAccess, RegistryFetchFailed
 from app.admission.recorder import DecisionRecorder
 from app.admission.recorder_process import ProcessRecorder
 from app.admission.router import router as admission_router
@@ -29,6 +30,9 @@ from app.health import router as health_router
 from app.metrics import Metrics, MetricsMiddleware
 from app.policy.router import router as policy_router
 from app.policy.store import PolicyStore, install_sighup_reload
+from app.registry.errors import RegistryError
+from app.registry.router import router as registry_router
+from app.registry.service import RegistryService, TrustUnavailable, from_settings
 from app.settings import Settings, get_settings
 from app.vsa.router import router as vsa_router
 
@@ -71,6 +75,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             yield
             # Decisions already taken are recorded before the database goes.
             await app.state.decision_recorder.aclose()
+        app.state.registry.close()
         app.state.db.dispose()
 
     app = ProvenantAPI(
@@ -95,6 +100,9 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     )
     app.state.admission_slots = asyncio.Semaphore(settings.admission_concurrency)
     app.state.policies.listeners.append(app.state.admission_cache.clear)
+    # Network at admission only for policies that opt in (fetchOnMiss, tagOnly: resolve).
+    app.state.registry = registry_service(settings, app.state.db, app.state.policies)
+    app.state.admission_registry = registry_access(app.state.registry, settings)
     app.state.metrics = Metrics()
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
     app.admission_fast_path = fast_path.AdmissionFastPath(app.state.metrics)
@@ -108,7 +116,60 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.include_router(audit_router)
     app.include_router(query_router)
     app.include_router(vsa_router)
+    app.include_router(registry_router)
     return app
+
+
+# The registry as the app uses it: admission gets plain callables (it never imports the
+# registry package, so the package graph stays one-way).
+
+
+def registry_service(settings: Settings, db: Database, policies: PolicyStore) -> RegistryService:
+    def trust():  # noqa: ANN202 - the active set's trust store, read per pull
+        active = policies.active
+        return active.trust if active is not None else None
+
+    return from_settings(settings, db, trust)
+
+
+def registry_access(service: RegistryService, settings: Settings) -> RegistryAccess:
+    cap = settings.registry_fetch_max_seconds
+
+    def fetch(
+        images: Sequence[str],
+        *,
+        timeout: float,
+        namespace: str | None,
+        pull_secrets: Sequence[str],
+    ) -> int:
+        budget = min(timeout, cap)
+        try:
+            return service.fetch_missing(
+                images, timeout=budget, namespace=namespace, pull_secrets=pull_secrets
+            )
+        except (RegistryError, TrustUnavailable) as exc:
+            raise RegistryFetchFailed(_message("fetch on miss", exc, budget)) from exc
+
+    def resolve(
+        image: str, *, timeout: float, namespace: str | None, pull_secrets: Sequence[str]
+    ) -> str:
+        budget = min(timeout, cap)
+        try:
+            return service.resolve(
+                image, timeout=budget, namespace=namespace, pull_secrets=pull_secrets
+            )
+        except (RegistryError, TrustUnavailable) as exc:
+            raise RegistryFetchFailed(
+                _message(f"resolving the tag of {image}", exc, budget)
+            ) from exc
+
+    return RegistryAccess(fetch=fetch, resolve=resolve, resolve_timeout=cap)
+
+
+def _message(what: str, exc: Exception, budget: float) -> str:
+    code = getattr(exc, "code", "policies_unavailable")
+    detail = getattr(exc, "message", str(exc))
+    return f"{what} failed: {code}: {detail} (budget {budget:g}s)"
 
 
 def tune_gc() -> None:

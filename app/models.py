@@ -5,5 +5,13 @@ from app.attestations import models as attestation_models
 from app.audit import models as audit_models
 from app.auth import models as auth_models
 from app.db import Base
+from app.registry import models as registry_models
 
-__all__ = ["Base", "admission_models", "attestation_models", "audit_models", "auth_models"]
+__all__ = [
+    "Base",
+    "admission_models",
+    "attestation_models",
+    "audit_models",
+    "auth_models",
+    "registry_models",
+]

@@ -96,6 +96,64 @@ class Settings(BaseSettings):
         pattern=r"^[a-zA-Z][a-zA-Z0-9+.-]*:\S+$",
         description="The URI issued VSAs name as predicate.verifier.id",
     )
+    registry_auth_file: Path | None = Field(
+        default=None,
+        description="Docker config.json whose `auths` hold registry credentials (credential "
+        "helpers are not run)",
+    )
+    registry_pull_secrets_dir: Path | None = Field(
+        default=None,
+        description="Mounted kubernetes.io/dockerconfigjson Secrets as "
+        "<dir>/<namespace>/<name>/.dockerconfigjson: a policy's pullSecrets and a Pod's "
+        "imagePullSecrets are looked up here",
+    )
+    registry_certs_dir: Path | None = Field(
+        default=None,
+        description="Per-registry CA certificates as <dir>/<host[:port]>/ca.crt (Docker's "
+        "certs.d layout)",
+    )
+    registry_insecure: str = Field(
+        default="",
+        description="Comma-separated registries (host[:port]) reached over plain HTTP; "
+        "loopback registries always may be",
+    )
+    registry_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds a pull (CLI or API) may take in all"
+    )
+    registry_concurrency: int = Field(
+        default=4, gt=0, description="Requests in flight per registry, per process"
+    )
+    registry_retries: int = Field(
+        default=3, ge=0, description="Retries of a request answered 429 or 5xx"
+    )
+    registry_max_manifest_bytes: int = Field(
+        default=4 * 1024 * 1024, gt=0, description="Largest manifest or index read"
+    )
+    registry_max_blob_bytes: int = Field(
+        default=10 * 1024 * 1024, gt=0, description="Largest signature or attestation layer read"
+    )
+    registry_negative_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long a fetch on miss that failed or found nothing is remembered "
+        "(0: never)",
+    )
+    registry_fetch_max_seconds: float = Field(
+        default=4.0,
+        gt=0,
+        le=29,
+        description="Ceiling on a policy's fetch-on-miss timeout: keep it below the webhook's "
+        "timeoutSeconds",
+    )
+    registry_tag_cache_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long a tag resolved to a digest is trusted (tagOnly: resolve)",
+    )
+    registry_mutate: bool = Field(
+        default=False,
+        description="Serve POST /k8s/mutate, which pins tag-only images to their digest",
+    )
     # CLI client side
     server: str = Field(
         default="http://127.0.0.1:8080", description="Server URL used by the CLI client"

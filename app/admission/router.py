@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from app import jsoncodec
 from app.admission.auth import webhook_caller
 from app.admission.extract import ExtractError
 from app.admission.models import Decision
+from app.admission.mutate import mutation
 from app.admission.schemas import AdmissionReview
-from app.admission.service import Admission, decide_async, extract_images
+from app.admission.service import Admission, decide_async, extract_images, pull_secrets_of
 from app.auth.dependencies import require
 from app.auth.schemas import Principal, Scope
 from app.errors import ApiError
@@ -51,6 +53,30 @@ async def answer_review(request: Request, caller: Principal) -> bytes:
         caller.name,
     )
     return jsoncodec.dumps(answer)
+
+
+@router.post("/k8s/mutate")
+async def mutate(
+    request: Request, caller: Annotated[Principal, Depends(webhook_caller)]
+) -> Response:
+    """A mutating webhook (off by default: PROVENANT_REGISTRY_MUTATE): pins ``image: repo:tag``
+    to ``repo:tag@sha256:...`` with a JSON patch, resolving the tag through the registry.
+    Always allows: judging is the validating webhook's job."""
+    state = request.app.state
+    registry = getattr(state, "admission_registry", None)
+    if not state.settings.registry_mutate or registry is None:
+        raise ApiError(
+            404, "not_found", "POST /k8s/mutate is off; PROVENANT_REGISTRY_MUTATE=true turns it on"
+        )
+    body = await _read_body(request, state.settings.max_upload_bytes)
+    review = parse_review(body)
+    try:
+        extraction = extract_images(review.request)
+    except ExtractError as exc:
+        raise ApiError(400, "malformed_review", f"request.object: {exc}") from exc
+    secrets = pull_secrets_of(review.request.object)
+    answer = await run_in_threadpool(mutation, review, extraction, registry, secrets)
+    return Response(jsoncodec.dumps(answer), media_type="application/json")
 
 
 @router.get("/v1/decisions/{decision_id}")
@@ -102,6 +128,7 @@ def admission(request: Request) -> Admission:
         policies=state.policies,
         cache=state.admission_cache,
         index=state.admission_index,
+        registry=getattr(state, "admission_registry", None),
     )
 
 

@@ -9,6 +9,7 @@ an unrecorded admission is exactly what an audit trail must not have.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ import anyio.to_thread
 from app.admission import record as records
 from app.admission.cache import DecisionCache, IndexVersionReader, current_index_version
 from app.admission.extract import EPHEMERAL_SUBRESOURCE, ExtractError, Extraction, extract
+from app.admission.fetch import RegistryAccess, RegistryFetchFailed, plan
 from app.admission.lookup import image_digests, prefetching_lookup
 from app.admission.recorder import Recorder
 from app.admission.respond import object_name, respond
@@ -51,6 +53,8 @@ class Admission:
     cache: DecisionCache
     # None: read the index version for every decision (CLI replays, tests).
     index: IndexVersionReader | None = None
+    # None: no network at admission, whatever policies ask (simulation, CLI replays).
+    registry: RegistryAccess | None = None
 
 
 class NeedsDatabase(Exception):
@@ -233,7 +237,15 @@ def judge(
         images = [image for image in images if image not in before]
         if not images:
             return not_evaluated("unchanged", "the update changes no image")
-    evaluation = evaluate(admission, images, namespace, policy_set, now, cached_only=cached_only)
+    evaluation = evaluate(
+        admission,
+        images,
+        namespace,
+        policy_set,
+        now,
+        cached_only=cached_only,
+        pull_secrets=pull_secrets_of(request.object),
+    )
     verdict = from_evaluation(evaluation, extraction, config, now)
     return apply_break_glass(
         verdict,
@@ -251,33 +263,147 @@ def evaluate(
     now: datetime,
     *,
     cached_only: bool = False,
+    pull_secrets: Sequence[str] = (),
 ) -> Evaluation:
     """The engine's evaluation of ``images``, each taken from the cache when it can be."""
     cache = admission.cache
     results: dict[str, ImageResult] = {}
+    resolved: dict[str, str] = {}
+    unresolved: dict[str, str] = {}
+    if policy_set.config.tag_only == "resolve" and admission.registry is not None:
+        if cached_only and _has_tag_only(images):
+            raise NeedsDatabase  # resolving may touch the network: not on the event loop
+        resolved, unresolved = _resolve_tags(admission.registry, images, namespace, pull_secrets)
+    judged = [resolved.get(image, image) for image in images]
     # Read before any attestation: a change committed after this read has a newer version, so
     # whatever this decision caches from it is never reused once the change is visible.
     version = _index_version(admission, cached_only)
-    for image in images:
+    for image in judged:
         hit = cache.get(version, (image, namespace, policy_set.content_hash))
         if hit is not None:
             results[image] = hit
-    missing = [image for image in images if image not in results]
+    missing = [image for image in judged if image not in results]
     if missing:
         if cached_only:
             raise NeedsDatabase
+        if admission.registry is not None and _fetch_on_miss(
+            admission, admission.registry, missing, namespace, policy_set, pull_secrets
+        ):
+            # What the fetch stored bumped the index version: cache under the new one.
+            version = _index_version(admission, cached_only, fresh=True)
         with admission.db.session() as session:
             lookup = prefetching_lookup(session, image_digests(missing))
             fresh = evaluate_images(missing, namespace, policy_set, lookup, now)
             for image, result in zip(missing, fresh.images, strict=True):
                 results[image] = result
                 cache.put(version, (image, namespace, policy_set.content_hash), result)
-    ordered = tuple(results[image] for image in images)
+    ordered = tuple(
+        _as_resolved(results[judged_image], image)
+        if judged_image != image
+        else _not_resolved(results[image], unresolved.get(image))
+        for image, judged_image in zip(images, judged, strict=True)
+    )
     return workload_evaluation(ordered, namespace, policy_set, now)
 
 
-def _index_version(admission: Admission, cached_only: bool) -> int:
+def _fetch_on_miss(
+    admission: Admission,
+    registry: RegistryAccess,
+    images: Sequence[str],
+    namespace: str | None,
+    policy_set: PolicySet,
+    pull_secrets: Sequence[str],
+) -> bool:
+    """Fetch beside the digests nothing is stored for, when a selecting policy opted in;
+    True when a fetch ran. Raises RegistryFetchFailed (an error: onError applies)."""
+    wanted = plan(admission.db, images, namespace, policy_set, pull_secrets)
+    if wanted is None:
+        return False
+    registry.fetch(
+        wanted.images,
+        timeout=wanted.timeout,
+        namespace=namespace,
+        pull_secrets=wanted.pull_secrets,
+    )
+    return True
+
+
+def _has_tag_only(images: Sequence[str]) -> bool:
+    for image in images:
+        try:
+            if parse_image(image).digest is None:
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def _resolve_tags(
+    registry: RegistryAccess,
+    images: Sequence[str],
+    namespace: str | None,
+    pull_secrets: Sequence[str],
+) -> tuple[dict[str, str], dict[str, str]]:
+    """tagOnly: resolve: each tag-only image as ``name:tag@digest``, the digest the registry
+    names for the tag now; and why the others could not be resolved. An unresolved tag stays
+    tag-only, which the engine denies under ``resolve`` unless an exemption admits the image:
+    a registry that cannot answer must neither let a tag through nor block exempted images."""
+    resolved: dict[str, str] = {}
+    unresolved: dict[str, str] = {}
+    for image in images:
+        try:
+            ref = parse_image(image)
+        except ValueError:
+            continue  # the engine reports it
+        if ref.digest is not None:
+            continue
+        try:
+            digest = registry.resolve(
+                image,
+                timeout=registry.resolve_timeout,
+                namespace=namespace,
+                pull_secrets=pull_secrets,
+            )
+        except RegistryFetchFailed as exc:
+            unresolved[image] = str(exc)
+            continue
+        resolved[image] = f"{ref.name}:{ref.tag or 'latest'}@{digest}"
+    return resolved, unresolved
+
+
+def _not_resolved(result: ImageResult, error: str | None) -> ImageResult:
+    if error is None or result.allowed:
+        return result
+    return dataclasses.replace(result, reason=f"{result.reason} (a registry error: {error})")
+
+
+def _as_resolved(result: ImageResult, image: str) -> ImageResult:
+    note = (
+        f"{image} has no digest; its tag was resolved through the registry to {result.digest} "
+        "(tagOnly: resolve), and that digest was judged"
+    )
+    return dataclasses.replace(result, image=image, reason=f"{note}: {result.reason}")
+
+
+def pull_secrets_of(obj: dict[str, Any] | None) -> list[str]:
+    """The object's imagePullSecrets (a Pod's, or its pod template's), by name."""
+    spec = (obj or {}).get("spec")
+    for _ in range(3):  # Pod, template (Deployment...), jobTemplate.template (CronJob)
+        if not isinstance(spec, dict):
+            return []
+        secrets = spec.get("imagePullSecrets")
+        if isinstance(secrets, list):
+            names = [s.get("name") for s in secrets if isinstance(s, dict)]
+            return [n for n in names if isinstance(n, str) and n][:16]
+        nested = spec.get("template") or spec.get("jobTemplate")
+        spec = nested.get("spec") if isinstance(nested, dict) else None
+    return []
+
+
+def _index_version(admission: Admission, cached_only: bool, *, fresh: bool = False) -> int:
     reader = admission.index
+    if fresh:
+        return reader.read() if reader is not None else current_index_version(admission.db.engine)
     version = reader.fresh() if reader is not None else None
     if version is not None:
         return version
@@ -319,6 +445,15 @@ def _error_verdict(
     namespace: str | None,
 ) -> Verdict:
     allowed, rule = _on_error(policy_set, extraction, namespace)
+    if isinstance(exc, RegistryFetchFailed):
+        # What the registry said is safe to show, and is what the operator needs to know.
+        return from_error(
+            f"{type(exc).__name__}: {exc}",
+            str(exc),
+            allowed=allowed,
+            rule=rule,
+            cause="a registry error",
+        )
     return from_error(
         f"{type(exc).__name__}: {exc}", type(exc).__name__, allowed=allowed, rule=rule
     )

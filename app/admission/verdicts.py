@@ -55,11 +55,14 @@ def not_evaluated(outcome: str, reason: str, *, warning: str | None = None) -> V
     return Verdict(True, outcome, [reason], [warning] if warning else [])
 
 
-def from_error(error: str, summary: str, *, allowed: bool, rule: str) -> Verdict:
-    """An internal error: ``summary`` is safe to show, ``error`` goes to the record only."""
+def from_error(
+    error: str, summary: str, *, allowed: bool, rule: str, cause: str = "an internal error"
+) -> Verdict:
+    """An internal error: ``summary`` is safe to show, ``error`` goes to the record only.
+    ``cause`` tells a registry that failed a fetch on miss from Provenant failing itself."""
     verdict = "allowed" if allowed else "denied"
     line = (
-        f"Provenant could not evaluate this object because of an internal error, not a policy "
+        f"Provenant could not evaluate this object because of {cause}, not a policy "
         f"failure ({summary}); {verdict} by {rule}"
     )
     return Verdict(allowed, "error", [line], [line] if allowed else [], denial=[line], error=error)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -49,6 +50,9 @@ class MessageSubject:
     name: str
     algorithm: str
     digest: str
+    # What the signature covers when it is not the subject itself: a cosign simple-signing
+    # payload, which names the subject (a binding its caller checked) and is what was signed.
+    signed: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -77,11 +81,15 @@ def ingest(
     subject: MessageSubject | None = None,
     line: int | None = None,
     detected: DetectedUpload | None = None,
+    origin: Mapping[str, Any] | None = None,
+    on_store: Callable[[Session], None] | None = None,
 ) -> Outcome:
     """Verify and store one document; duplicates return the stored record unchanged.
 
     ``detected`` is the upload as the router already parsed it (format and JSON), so the body
     is not parsed twice; without it (.intoto.jsonl lines) the document is detected here.
+    ``origin`` (where a document not uploaded came from) goes into its audit event, accepted
+    or rejected; ``on_store`` adds rows of the caller's in the transaction that stores it.
     """
     from app.verification.verify import verify_document, verify_parsed
 
@@ -94,13 +102,15 @@ def ingest(
             if _same_subject(session, digest, known, subject):
                 return _existing(session, digest)
     try:
-        message_digest = (subject.algorithm, subject.digest) if subject else None
+        message_digest = (
+            (subject.signed or (subject.algorithm, subject.digest)) if subject else None
+        )
         if detected is not None and detected.document is not None:
             document = verify_parsed(detected.format, detected.document, trust, message_digest)
         else:
             document = verify_document(raw, trust, message_digest=message_digest)
     except VerificationError as exc:
-        record_rejection(db, uploader, raw, exc, line=line)
+        record_rejection(db, uploader, raw, exc, line=line, origin=origin)
         return Outcome("rejected", digest, error=exc)
     except Exception as exc:
         # A library tripping over hostile input must not become a 500, and must never let the
@@ -109,13 +119,22 @@ def ingest(
         error = VerificationError(
             UNVERIFIABLE, f"the document could not be verified ({type(exc).__name__})"
         )
-        record_rejection(db, uploader, raw, error, line=line)
+        record_rejection(db, uploader, raw, error, line=line, origin=origin)
         return Outcome("rejected", digest, error=error)
     if known is not None:
         # Same bytes re-verified against a different claimed subject: keep the first record.
         with db.session() as session:
             return _existing(session, digest)
-    return _store(db, document, raw, digest, uploader=uploader, subject=subject)
+    return _store(
+        db,
+        document,
+        raw,
+        digest,
+        uploader=uploader,
+        subject=subject,
+        origin=origin,
+        on_store=on_store,
+    )
 
 
 def _existing(session: Session, digest: str) -> Outcome:
@@ -145,6 +164,8 @@ def _store(
     *,
     uploader: str,
     subject: MessageSubject | None,
+    origin: Mapping[str, Any] | None = None,
+    on_store: Callable[[Session], None] | None = None,
 ) -> Outcome:
     subjects = list(document.subjects)
     if document.content_kind == "message-signature" and subject is not None:
@@ -157,24 +178,25 @@ def _store(
             f"{oversized} is longer than {MAX_INDEXED_LENGTH} characters; "
             "no real artifact has such a value",
         )
-        record_rejection(db, uploader, raw, error)
+        record_rejection(db, uploader, raw, error, origin=origin)
         return Outcome("rejected", digest, error=error)
     # Checked and hashed before the transaction: the audit log's lock is held from the append
     # to the commit, so nothing that can be done without it is done under it.
-    event = pending_event(
-        "attestation.accepted",
-        uploader,
-        {
-            "id": digest,
-            "format": document.format,
-            "predicate_type": document.predicate_type,
-            "subjects": [{"name": s.name, "digest": s.digests} for s in subjects],
-            "size": len(raw),
-        },
-    )
+    accepted: dict[str, Any] = {
+        "id": digest,
+        "format": document.format,
+        "predicate_type": document.predicate_type,
+        "subjects": [{"name": s.name, "digest": s.digests} for s in subjects],
+        "size": len(raw),
+    }
+    if origin is not None:
+        accepted["origin"] = dict(origin)
+    event = pending_event("attestation.accepted", uploader, accepted)
     try:
         with db.session() as session:
             _insert(session, rows, raw)
+            if on_store is not None:
+                on_store(session)
             attestations_changed(session)  # admission caches see the upload once it commits
             append_event_rows(session, [event])
     except IntegrityError:
@@ -340,6 +362,7 @@ def record_rejection(
     *,
     size: int | None = None,
     line: int | None = None,
+    origin: Mapping[str, Any] | None = None,
 ) -> None:
     payload: dict[str, Any] = {
         "sha256": sha256_hex(raw) if raw is not None else None,
@@ -349,6 +372,8 @@ def record_rejection(
     }
     if line is not None:
         payload["line"] = line
+    if origin is not None:
+        payload["origin"] = dict(origin)
     with db.session() as session:
         record_event(session, "attestation.rejected", uploader, payload)
 

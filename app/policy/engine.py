@@ -129,6 +129,11 @@ def evaluate_image(
             f"{image_ref} has no digest: a tag can move, so no attestation can be tied to it; "
             f"pin it as {image.name}@sha256:<digest> (tagOnly: {config.tag_only})"
         )
+        if config.tag_only == "resolve":
+            # Admission resolves tags before evaluating; a tag reaching here was not resolved
+            # (an offline evaluation, or resolution failed): nothing can vouch for it.
+            reason += "; the tag was not resolved through the registry here"
+            return _config_action(base, "deny", reason, notes)
         return _config_action(base, config.tag_only, reason, notes)
     selected = [p for p in policies if p.selects(image, namespace)]
     if not selected:

@@ -111,6 +111,13 @@ class CompiledPolicy:
     requirements: tuple[CompiledRequirement, ...]
     source: schema.ImagePolicy
 
+    @property
+    def registry(self) -> schema.RegistrySource | None:
+        """The policy's fetch-on-miss settings, when it opted in."""
+        source = self.source.spec.source
+        registry = source.registry if source is not None else None
+        return registry if registry is not None and registry.fetchOnMiss else None
+
     def selects(self, image: ImageRef, namespace: str | None) -> bool:
         if not any(glob.matches(image) for glob in self.images):
             return False
@@ -138,7 +145,7 @@ class CompiledExemption:
 @dataclass(frozen=True)
 class CompiledConfig:
     no_match: schema.ConfigAction = "deny"
-    tag_only: schema.ConfigAction = "deny"
+    tag_only: schema.TagOnlyAction = "deny"
     excluded_namespaces: tuple[NamespaceGlob, ...] = ()
     exemptions: tuple[CompiledExemption, ...] = ()
     break_glass: schema.BreakGlass = field(default_factory=schema.BreakGlass)

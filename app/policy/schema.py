@@ -8,6 +8,7 @@ misspelt key silently ignored is a rule silently dropped.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -18,6 +19,8 @@ API_VERSION = "provenant.dev/v1alpha1"
 Mode = Literal["enforce", "warn", "audit"]
 OnError = Literal["deny", "allow"]
 ConfigAction = Literal["deny", "warn", "allow"]
+# tagOnly may also resolve the tag through the registry and judge the digest it points at.
+TagOnlyAction = Literal["deny", "warn", "allow", "resolve"]
 
 
 class _Strict(BaseModel):
@@ -131,6 +134,42 @@ class Requirement(_Strict):
         return self
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*$")
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from ``3s``, ``500ms``, ``2.5s`` or a plain number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration such as 3s or 500ms")
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if match is None:
+        raise ValueError(f"{value!r} is not a duration such as 3s or 500ms")
+    number = float(match.group(1))
+    return number / 1000 if match.group(2) == "ms" else number
+
+
+class RegistrySource(_Strict):
+    """Opt-in network at admission: on a cold miss, read the registry beside the image's
+    digest, verify and store what is there, then decide. Off by default."""
+
+    fetchOnMiss: bool = False
+    # Keep it below the webhook's timeoutSeconds: a fetch that cannot finish is an error.
+    timeout: float = Field(default=3.0, gt=0, le=29)
+    # kubernetes.io/dockerconfigjson Secrets (in the Pod's namespace) for this registry.
+    pullSecrets: list[str] = Field(default_factory=list)
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> float:
+        return parse_duration(value)
+
+
+class Source(_Strict):
+    registry: RegistrySource | None = None
+
+
 class ImagePolicySpec(_Strict):
     images: list[str] = Field(min_length=1)
     namespaces: list[str] | None = None  # None: every namespace
@@ -138,6 +177,7 @@ class ImagePolicySpec(_Strict):
     onError: OnError = "deny"
     authorities: list[Authority] = Field(default_factory=list)
     require: list[Requirement] = Field(min_length=1)
+    source: Source | None = None
 
 
 class ImagePolicy(_Strict):
@@ -170,7 +210,7 @@ class BreakGlass(_Strict):
 
 class PolicyConfigSpec(_Strict):
     noMatch: ConfigAction = "deny"
-    tagOnly: ConfigAction = "deny"
+    tagOnly: TagOnlyAction = "deny"
     excludedNamespaces: list[str] = Field(default_factory=list)
     exemptions: list[Exemption] = Field(default_factory=list)
     breakGlass: BreakGlass = Field(default_factory=BreakGlass)

@@ -1,0 +1,66 @@
+"""POST /v1/registry/pull: read what is stored beside an image, verify it, store it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+
+from app.auth.dependencies import require
+from app.auth.schemas import Principal, Scope
+from app.errors import ApiError
+from app.registry import errors as E
+from app.registry.errors import RegistryError
+from app.registry.schemas import PullRequest, PullResult
+from app.registry.service import RegistryService, TrustUnavailable
+
+router = APIRouter(prefix="/v1/registry", tags=["registry"])
+
+# A registry failing is the gateway's problem, not the caller's request.
+_STATUS = {
+    E.INVALID_REFERENCE: 400,
+    E.NOT_FOUND: 404,
+    E.TIMEOUT: 504,
+}
+
+
+def api_error(exc: RegistryError) -> ApiError:
+    details = {"registry": exc.registry} if exc.registry else None
+    return ApiError(_STATUS.get(exc.code, 502), exc.code, exc.message, details)
+
+
+@router.post(
+    "/pull",
+    response_model=PullResult,
+    responses={
+        400: {"description": "not an image reference"},
+        404: {"description": "the registry has no such image"},
+        502: {"description": "the registry failed (error.code: registry_unauthorized, ...)"},
+        504: {"description": "the registry did not answer within the pull's deadline"},
+    },
+)
+async def pull(
+    request: Request,
+    body: PullRequest,
+    principal: Annotated[Principal, Depends(require(Scope.UPLOAD))],
+) -> PullResult:
+    """Discover the signatures and attestations beside an image (OCI referrers API, the
+    referrers tag schema, cosign's .sig/.att tags), verify each like an upload and store it
+    with its origin. Rejected items are listed with their code, and audited."""
+    registry: RegistryService = request.app.state.registry
+    try:
+        return await run_in_threadpool(
+            lambda: registry.pull(
+                body.image,
+                timeout=body.timeout,
+                namespace=body.namespace,
+                pull_secrets=body.pull_secrets,
+                platforms=body.platforms,
+                trigger=f"api:{principal.name}",
+            )
+        )
+    except RegistryError as exc:
+        raise api_error(exc) from exc
+    except TrustUnavailable as exc:
+        raise ApiError(503, "policies_unavailable", str(exc)) from exc

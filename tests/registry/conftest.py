@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.db import Database
+from app.registry.client import RegistryClient
+from app.registry.credentials import Keychain
+from app.registry.service import RegistryService
+from app.verification.trust import TrustStore
+from tests.helpers import write_trust
+from tests.registry.fake import FakeRegistry
+from tests.registry.tools import LocalRegistry, local_registry
+from tests.sigstore_stack import SigstoreTestStack
+
+
+@pytest.fixture
+def trust(policy_dir: Path, stack: SigstoreTestStack) -> TrustStore:
+    return TrustStore.load(write_trust(policy_dir, stack))
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[LocalRegistry]:
+    with local_registry(tmp_path / "registry") as running:
+        yield running
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeRegistry]:
+    server = FakeRegistry()
+    yield server
+    server.close()
+
+
+def make_service(
+    db: Database,
+    trust: TrustStore,
+    keychain: Keychain | None = None,
+    **client_options: object,
+) -> RegistryService:
+    client = RegistryClient(**client_options)  # type: ignore[arg-type]
+    return RegistryService(db, lambda: trust, client, keychain or Keychain())
+
+
+@pytest.fixture
+def service(db: Database, trust: TrustStore) -> Iterator[RegistryService]:
+    made = make_service(db, trust)
+    yield made
+    made.close()
