@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +24,7 @@ from app.auth.cache import TokenCache
 from app.auth.router import router as auth_router
 from app.db import Database
 from app.errors import install_error_handlers
+from app.gc_tuning import tune_gc
 from app.health import router as health_router
 from app.metrics import Metrics, MetricsMiddleware
 from app.policy.router import router as policy_router
@@ -60,9 +60,11 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.policies.reload()
+        # The recorder child spends its first second importing: load the policies meanwhile.
+        await asyncio.gather(
+            app.state.decision_recorder.start(), asyncio.to_thread(app.state.policies.reload)
+        )
         install_sighup_reload(app.state.policies)
-        await app.state.decision_recorder.start()
         if server_process:  # process-wide: not for apps embedded in tests or tools
             tune_gc()
         # Inside db.dispose(): shutdown waits for a checkpoint that is being signed.
@@ -107,16 +109,3 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.include_router(audit_router)
     app.include_router(query_router)
     return app
-
-
-def tune_gc() -> None:
-    """Keep the cyclic garbage collector off the request path as far as is safe.
-
-    What startup built lives as long as the process, so it is frozen out of every collection;
-    and collections run less often (full ones about once per 100 million allocations). Measured
-    under admission load: the default thresholds ran a full collection every few hundred
-    requests, each 5 to 20 ms with the loop stopped, which cost more CPU than the requests.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(5000, 20, 1000)

@@ -47,6 +47,7 @@ from app.admission.record import (
 )
 from app.admission.recorder import BatchQueue
 from app.db import Database
+from app.gc_tuning import tune_gc
 
 log = logging.getLogger("provenant.admission")
 
@@ -373,8 +374,6 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sock = socket.socket(fileno=args.fd)
     db = Database(os.environ["PROVENANT_DATABASE_URL"], pool_size=1)
-    from app.main import tune_gc
-
     tune_gc()
     try:
         with _checkpointing(db):
