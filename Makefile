@@ -7,7 +7,7 @@ PORT   ?= 8080
 export PROVENANT_DATABASE_URL ?= sqlite:///./var/provenant.db
 export PROVENANT_POLICY_DIR ?= ./policies
 
-.PHONY: run test install install-test migrate lint bench clean
+.PHONY: run test install install-test migrate lint bench clean wheel lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,5 +44,19 @@ lint: install-test
 bench: install-test
 	$(BIN)/python bench/ingest.py
 
+# Our own wheel and its hash, the CLI artifact docs/ci.md pins (never the index's `provenant`).
+wheel: install
+	rm -rf dist
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
+	cd dist && sha256sum *.whl > SHA256SUMS && cat SHA256SUMS
+
+# requirements.lock: every runtime dependency pinned with its hashes, for the image
+# (pip install --require-hashes); run after changing dependencies in pyproject.toml.
+lock: install
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --no-emit-package provenant-server \
+		-o requirements.lock
+
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache dist
