@@ -14,11 +14,15 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Re-install only when the package metadata changed.
+# The distribution was once named `provenant`, a name that belongs to someone else on the index:
+# drop that old metadata (and whatever else answers to that name) before installing ours.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip uninstall --quiet --yes provenant 2>/dev/null || true
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip uninstall --quiet --yes provenant 2>/dev/null || true
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
