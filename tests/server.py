@@ -70,8 +70,14 @@ class ServerProcess:
         *,
         tls: bool = False,
         env: dict[str, str] | None = None,
+        cwd: Path = REPO,
+        user: int | None = None,
+        python: str = sys.executable,
     ) -> None:
         self.port = free_port()
+        self.cwd = cwd
+        self.user = user  # run as this uid and its group (needs root), as the image does
+        self.python = python
         self.workdir = workdir
         self.tls_files = write_tls_pair(workdir) if tls else None
         scheme = "https" if tls else "http"
@@ -95,12 +101,19 @@ class ServerProcess:
         return httpx.Client(base_url=self.base_url, verify=self.verify, timeout=30, **kwargs)
 
     def start(self, timeout: float = 30) -> ServerProcess:
-        args = [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port)]
+        args = [self.python, "-m", "app.cli", "serve", "--port", str(self.port)]
         if self.tls_files:
             args += ["--tls-cert", str(self.tls_files[0]), "--tls-key", str(self.tls_files[1])]
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            args, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            args,
+            cwd=self.cwd,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            user=self.user,
+            group=self.user,
+            extra_groups=[] if self.user is not None else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
