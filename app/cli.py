@@ -12,6 +12,7 @@ from app.admission.cli import webhook_cli
 from app.audit.cli import audit_cli
 from app.cli_output import Output, OutputOption, fail, note, plain_help, print_json, print_rows
 from app.policy.cli import policy_cli
+from app.query_cli import register as register_query_commands
 from app.settings import get_settings
 
 plain_help()
@@ -21,6 +22,7 @@ cli.add_typer(token_cli, name="token")
 cli.add_typer(policy_cli, name="policy")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(webhook_cli, name="webhook")
+register_query_commands(cli)
 
 
 def _version(value: bool) -> None:
