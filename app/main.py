@@ -16,6 +16,7 @@ from app.admission.cache import DecisionCache, IndexVersionReader
 from app.admission.recorder import DecisionRecorder
 from app.admission.recorder_process import ProcessRecorder
 from app.admission.router import router as admission_router
+from app.api_docs import install_docs
 from app.attestations.router import router as attestations_router
 from app.audit.query_router import router as query_router
 from app.audit.router import router as audit_router
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         version=__version__,
         description="Records and verifies build provenance; answers Kubernetes admission.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs, from local assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = Database(settings.database_url, pool_size=settings.db_pool_size)
@@ -108,4 +111,5 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.include_router(admission_router)
     app.include_router(audit_router)
     app.include_router(query_router)
+    install_docs(app)
     return app

@@ -76,8 +76,25 @@ def _trust(request: Request):  # noqa: ANN202
     return active.trust
 
 
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_UPLOAD_BODY = {
+    "required": True,
+    "description": "The document's bytes as signed, unchanged (`curl --data-binary @FILE`). "
+    "Its format is detected from the content: a Sigstore bundle, a DSSE envelope, an in-toto "
+    "link, or .intoto.jsonl (one document per line; send it as application/jsonl or a file)",
+    "content": {
+        "application/json": {
+            "schema": {"type": "object", "description": "a bundle, envelope or link"}
+        },
+        "application/jsonl": _BINARY,
+        "application/octet-stream": _BINARY,
+    },
+}
+
+
 @router.post(
     "",
+    openapi_extra={"requestBody": _UPLOAD_BODY},
     response_model=UploadResult | JsonlUploadResponse,
     status_code=201,
     responses={
