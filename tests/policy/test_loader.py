@@ -280,3 +280,17 @@ def test_empty_directory_loads_with_warnings(policy_dir: Path) -> None:
     assert loaded.policies == ()
     assert any("no ImagePolicy" in w for w in loaded.warnings)
     assert loaded.config.no_match == "deny"
+
+
+def test_a_file_name_in_a_layout_error_is_not_read_as_a_key_path() -> None:
+    from app.policy.loader import _refine
+
+    loc, message = _refine(
+        ("spec", "require", 0, "layout"),
+        "layout",
+        "layouts/root.layout: not signed in-toto metadata",
+    )
+    assert loc == ("spec", "require", 0, "layout")
+    assert message == "layouts/root.layout: not signed in-toto metadata"
+    loc, message = _refine(("spec",), "layout", "layout.keys[1]: unknown key")
+    assert loc == ("spec", "keys", 1) and message == "unknown key"
