@@ -101,6 +101,14 @@ def serve(
         os.environ["PROVENANT_CLIENT_CA_FILE"] = client_ca
         get_settings.cache_clear()
     settings = get_settings()
+    if workers == 1 and settings.admission_recorder == "process":
+        from app.admission.recorder_spawn import prespawn
+        from app.db_url import in_memory, normalize_url
+
+        url = normalize_url(settings.database_url)
+        if not in_memory(url):
+            # Its imports overlap ours: the app adopts it instead of starting one when ready.
+            prespawn(url)
     client_tls: dict[str, object] = {}
     if settings.client_ca_file is not None and not tls_cert:
         typer.echo("warning: client certificates need TLS (--tls-cert); only tokens work", err=True)
