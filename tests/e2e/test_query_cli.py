@@ -40,7 +40,9 @@ def test_query_commands_against_the_server(
     policy_dir = write_trust(tmp_path / "policies", stack)
     st = statement("query.tar.gz", repo="https://github.com/acme/app")
     digest = st["subject"][0]["digest"]["sha256"]
-    bundle = tmp_path / "query.sigstore.json"
+    # A long path: without a terminal, output is one line per item, never wrapped at 80.
+    bundle = tmp_path / ("a-rather-long-directory-name-" * 4) / "query.sigstore.json"
+    bundle.parent.mkdir()
     bundle.write_text(stack.sign_dsse(st))
     token = tokens("upload", "read", "admin")["Authorization"].split()[1]
     elsewhere = tmp_path / "elsewhere"
@@ -62,6 +64,10 @@ def test_query_commands_against_the_server(
                 timeout=120,
             )
 
+        plain = cli("upload", str(bundle))
+        assert plain.returncode == 0, plain.stderr
+        assert plain.stdout.splitlines() == [plain.stdout.strip()]
+        assert plain.stdout.startswith(f"{bundle}: created ")
         uploaded = cli("upload", "--output", "json", str(bundle))
         assert uploaded.returncode == 0, uploaded.stderr
         [report] = json.loads(uploaded.stdout)
