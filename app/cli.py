@@ -10,7 +10,16 @@ import typer
 from app import __version__
 from app.admission.cli import webhook_cli
 from app.audit.cli import audit_cli
-from app.cli_output import Output, OutputOption, fail, note, plain_help, print_json, print_rows
+from app.cli_output import (
+    Output,
+    OutputOption,
+    fail,
+    note,
+    plain_help,
+    print_json,
+    print_record,
+    print_rows,
+)
 from app.policy.cli import policy_cli
 from app.query_cli import register as register_query_commands
 from app.settings import get_settings
@@ -224,7 +233,9 @@ def upload(
 
 @cli.command()
 def verify(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, metavar="FILE")
+    ],
     policy_dir: Annotated[
         Path | None, typer.Option(help="Trust roots and keys (env PROVENANT_POLICY_DIR)")
     ] = None,
@@ -232,6 +243,7 @@ def verify(
         str | None,
         typer.Option(help="For message-signature bundles: sha256:<hex> of the signed artifact"),
     ] = None,
+    output: OutputOption = Output.json,
 ) -> None:
     """Verify a document locally and offline with the server's own code; exit 1 if it fails."""
     import json
@@ -239,7 +251,10 @@ def verify(
     from app.attestations.local_verify import verify_file
 
     report, ok = verify_file(file, policy_dir or get_settings().policy_dir, subject_digest)
-    typer.echo(json.dumps(report, indent=2, default=str))
+    if output is Output.json:
+        typer.echo(json.dumps(report, indent=2, default=str))
+    else:
+        print_record(report, output)
     if not ok:
         raise typer.Exit(1)
 
