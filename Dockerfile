@@ -22,7 +22,8 @@ RUN pip install --no-cache-dir --require-hashes --no-deps -r /tmp/requirements.l
     && rm /tmp/requirements.lock
 COPY --from=wheel /wheels /tmp/wheels
 RUN pip install --no-cache-dir --no-deps /tmp/wheels/*.whl && rm -rf /tmp/wheels \
-    && useradd --system --uid 10001 --home-dir /var/lib/provenant provenant \
+    && groupadd --system --gid 10001 provenant \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/provenant provenant \
     && install -d -o 10001 -g 10001 -m 0700 /var/lib/provenant
 WORKDIR /srv/provenant
 COPY policies ./policies
