@@ -100,7 +100,9 @@ class ServerProcess:
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, verify=self.verify, timeout=30, **kwargs)
 
-    def start(self, timeout: float = 30) -> ServerProcess:
+    def start(self, timeout: float = 120) -> ServerProcess:
+        """Return once /readyz answers 200; fail at once if the process exits. The timeout is
+        only a backstop: a loaded machine (2 cores, other suites) can take tens of seconds."""
         args = [self.python, "-m", "app.cli", "serve", "--port", str(self.port)]
         if self.tls_files:
             args += ["--tls-cert", str(self.tls_files[0]), "--tls-key", str(self.tls_files[1])]
