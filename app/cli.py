@@ -7,13 +7,26 @@ from typing import Annotated
 
 import typer
 
+from app import __version__
 from app.admission.cli import webhook_cli
 from app.audit.cli import audit_cli
+from app.cli_output import (
+    Output,
+    OutputOption,
+    fail,
+    note,
+    plain_help,
+    print_json,
+    print_record,
+    print_rows,
+)
 from app.policy.cli import policy_cli
+from app.query_cli import register as register_query_commands
 from app.registry.cli import registry_cli
 from app.settings import get_settings
 from app.vsa.cli import vsa_cli
 
+plain_help()
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Provenant attestation service")
 token_cli = typer.Typer(no_args_is_help=True, help="Create, list and revoke API tokens")
 cli.add_typer(token_cli, name="token")
@@ -22,12 +35,56 @@ cli.add_typer(audit_cli, name="audit")
 cli.add_typer(webhook_cli, name="webhook")
 cli.add_typer(vsa_cli, name="vsa")
 cli.add_typer(registry_cli, name="registry")
+register_query_commands(cli)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"provenant {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Provenant attestation service"""
 
 
 def _database():  # noqa: ANN202 - lazy import keeps `provenant --help` fast
-    from app.db import Database
+    """The server's database, for the commands that work on it directly (tokens). It must
+    exist already: a command run in the wrong directory must not create an empty one there."""
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
 
-    return Database(get_settings().database_url)
+    from app.db import Database, normalize_url
+
+    url = normalize_url(get_settings().database_url)
+    parsed = make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    remedy = "run `provenant migrate` or set PROVENANT_DATABASE_URL"
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database).resolve()
+        if not path.is_file():
+            raise fail(f"no Provenant database at {path} ({shown}): {remedy}")
+    db = Database(url)
+    try:
+        with db.engine.connect() as conn:
+            present = inspect(conn).has_table("alembic_version")
+    except SQLAlchemyError as exc:
+        db.dispose()
+        reason = str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0]
+        raise fail(f"cannot open the database {shown}: {reason}; {remedy}") from None
+    if not present:
+        db.dispose()
+        raise fail(f"the database {shown} has no Provenant schema: {remedy}")
+    return db
 
 
 @cli.command()
@@ -41,7 +98,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
     client_ca: Annotated[
         str | None,
-        typer.Option(help="PEM CA of webhook client certificates [env PROVENANT_CLIENT_CA_FILE]"),
+        typer.Option(help="PEM CA of webhook client certificates (env PROVENANT_CLIENT_CA_FILE)"),
     ] = None,
 ) -> None:
     """Run the HTTP(S) API."""
@@ -57,6 +114,14 @@ def serve(
         os.environ["PROVENANT_CLIENT_CA_FILE"] = client_ca
         get_settings.cache_clear()
     settings = get_settings()
+    if workers == 1 and settings.admission_recorder == "process":
+        from app.admission.recorder_spawn import prespawn
+        from app.db_url import in_memory, normalize_url
+
+        url = normalize_url(settings.database_url)
+        if not in_memory(url):
+            # Its imports overlap ours: the app adopts it instead of starting one when ready.
+            prespawn(url)
     client_tls: dict[str, object] = {}
     if settings.client_ca_file is not None and not tls_cert:
         typer.echo("warning: client certificates need TLS (--tls-cert); only tokens work", err=True)
@@ -95,50 +160,94 @@ def migrate(
 
 @cli.command()
 def upload(
-    files: Annotated[list[Path], typer.Argument(help="Bundles, envelopes, links, .intoto.jsonl",
-                                               exists=True, dir_okay=False, readable=True)],
-    server: Annotated[str | None, typer.Option(help="Server URL [env PROVENANT_SERVER]")] = None,
-    subject_digest: Annotated[str | None, typer.Option(
-        help="For message-signature bundles: sha256:<hex> of the signed artifact")] = None,
-    subject_name: Annotated[str | None, typer.Option(help="Name of that artifact")] = None,
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Bundles, envelopes, links, .intoto.jsonl, npm .tgz.json attestation files",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            metavar="FILE...",
+        ),
+    ],
+    server: Annotated[
+        str | None, typer.Option(help="Server URL (env PROVENANT_SERVER)", metavar="URL")
+    ] = None,
+    subject_digest: Annotated[
+        str | None,
+        typer.Option(
+            help="For message-signature bundles: sha256:<hex> of the signed artifact",
+            metavar="DIGEST",
+        ),
+    ] = None,
+    subject_name: Annotated[
+        str | None, typer.Option(help="Name of that artifact", metavar="NAME")
+    ] = None,
     retries: Annotated[
-        int, typer.Option(min=1, help="Attempts per file on 5xx/connection errors")
+        int, typer.Option(min=1, help="Attempts per file on 5xx/connection errors", metavar="N")
     ] = 5,
+    output: OutputOption = Output.table,
 ) -> None:
-    """Upload signed provenance from CI (token from PROVENANT_TOKEN). Exits 1 on any rejection."""
-    import httpx
-    from rich.progress import Progress
+    """Upload signed provenance from CI (token from PROVENANT_TOKEN). Exits 1 on any rejection.
 
-    from app.attestations.client import upload_file
+    npm's attestation files are split: each attestations[].bundle is uploaded on its own.
+    Each retry is logged on stderr with its reason.
+    """
+    import sys
+
+    import httpx
+
+    from app.attestations.client import documents, upload_document
 
     settings = get_settings()
     if not settings.token:
-        typer.echo("error: set PROVENANT_TOKEN to a token with the upload scope", err=True)
-        raise typer.Exit(2)
-    params = {k: v for k, v in {"subject_digest": subject_digest,
-                                "subject_name": subject_name}.items() if v}
-    failed = 0
+        raise fail(
+            "set PROVENANT_TOKEN to a token with the upload scope "
+            "(`provenant token create --name ci --scope upload` on the server)"
+        )
+    params = {
+        k: v
+        for k, v in {"subject_digest": subject_digest, "subject_name": subject_name}.items()
+        if v
+    }
+    uploads = [doc for path in files for doc in documents(path)]
+    reports = []
     headers = {"Authorization": f"Bearer {settings.token}"}
-    with httpx.Client(base_url=server or settings.server, headers=headers, timeout=60) as client, \
-            Progress(transient=True, disable=len(files) < 2) as progress:
-        task = progress.add_task("uploading", total=len(files))
-        for path in files:
-            report = upload_file(client, path, params=params, attempts=retries)
-            failed += not report.ok
-            progress.console.print(report.describe(), markup=False, highlight=False)
-            progress.advance(task)
+    with httpx.Client(base_url=server or settings.server, headers=headers, timeout=60) as client:
+        for number, document in enumerate(uploads, 1):
+            if len(uploads) > 1 and sys.stderr.isatty():
+                note(f"[{number}/{len(uploads)}] {document.label}")
+            report = upload_document(
+                client,
+                document,
+                params=params,
+                attempts=retries,
+                on_retry=lambda message: note(f"retry: {message}"),
+            )
+            reports.append(report)
+            if output is Output.table:
+                typer.echo(report.describe())  # one line per upload; never wrapped
+    if output is Output.json:
+        print_json([r.as_dict() for r in reports])
+    failed = sum(not r.ok for r in reports)
     if failed:
-        typer.echo(f"{failed} of {len(files)} upload(s) failed", err=True)
+        note(f"{failed} of {len(reports)} upload(s) failed")
         raise typer.Exit(1)
 
 
 @cli.command()
 def verify(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
-    policy_dir: Annotated[Path | None, typer.Option(
-        help="Trust roots and keys [env PROVENANT_POLICY_DIR]")] = None,
-    subject_digest: Annotated[str | None, typer.Option(
-        help="For message-signature bundles: sha256:<hex> of the signed artifact")] = None,
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, metavar="FILE")
+    ],
+    policy_dir: Annotated[
+        Path | None, typer.Option(help="Trust roots and keys (env PROVENANT_POLICY_DIR)")
+    ] = None,
+    subject_digest: Annotated[
+        str | None,
+        typer.Option(help="For message-signature bundles: sha256:<hex> of the signed artifact"),
+    ] = None,
+    output: OutputOption = Output.json,
 ) -> None:
     """Verify a document locally and offline with the server's own code; exit 1 if it fails."""
     import json
@@ -146,7 +255,10 @@ def verify(
     from app.attestations.local_verify import verify_file
 
     report, ok = verify_file(file, policy_dir or get_settings().policy_dir, subject_digest)
-    typer.echo(json.dumps(report, indent=2, default=str))
+    if output is Output.json:
+        typer.echo(json.dumps(report, indent=2, default=str))
+    else:
+        print_record(report, output)
     if not ok:
         raise typer.Exit(1)
 
@@ -172,7 +284,7 @@ def token_create(
 
 
 @token_cli.command("list")
-def token_list() -> None:
+def token_list(output: OutputOption = Output.table) -> None:
     """List tokens (names and scopes; the secrets are not stored)."""
     from app.auth.service import list_tokens
 
@@ -180,9 +292,20 @@ def token_list() -> None:
     with db.session() as session:
         rows = list_tokens(session)
     db.dispose()
-    for row in rows:
-        state = f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active"
-        typer.echo(f"{row.name}\t{','.join(row.scopes)}\t{row.created_at:%Y-%m-%d}\t{state}")
+    print_rows(
+        [
+            {
+                "name": row.name,
+                "scopes": sorted(row.scopes),
+                "created": f"{row.created_at:%Y-%m-%d}",
+                "state": f"revoked {row.revoked_at:%Y-%m-%d}" if row.revoked_at else "active",
+            }
+            for row in rows
+        ],
+        ["name", "scopes", "created", "state"],
+        output,
+        empty="no tokens yet: `provenant token create --name NAME --scope SCOPE`",
+    )
 
 
 @token_cli.command("revoke")

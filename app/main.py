@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -18,6 +17,7 @@ from app.admission.fetch import RegistryAccess, RegistryFetchFailed
 from app.admission.recorder import DecisionRecorder
 from app.admission.recorder_process import ProcessRecorder
 from app.admission.router import router as admission_router
+from app.api_docs import install_docs
 from app.attestations.router import router as attestations_router
 from app.audit.query_router import router as query_router
 from app.audit.router import router as audit_router
@@ -26,6 +26,7 @@ from app.auth.cache import TokenCache
 from app.auth.router import router as auth_router
 from app.db import Database
 from app.errors import install_error_handlers
+from app.gc_tuning import tune_gc
 from app.health import router as health_router
 from app.metrics import Metrics, MetricsMiddleware
 from app.policy.router import router as policy_router
@@ -65,9 +66,11 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.policies.reload()
+        # The recorder child spends its first second importing: load the policies meanwhile.
+        await asyncio.gather(
+            app.state.decision_recorder.start(), asyncio.to_thread(app.state.policies.reload)
+        )
         install_sighup_reload(app.state.policies)
-        await app.state.decision_recorder.start()
         if server_process:  # process-wide: not for apps embedded in tests or tools
             tune_gc()
         # Inside db.dispose(): shutdown waits for a checkpoint that is being signed.
@@ -83,6 +86,8 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         version=__version__,
         description="Records and verifies build provenance; answers Kubernetes admission.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs, from local assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = Database(settings.database_url, pool_size=settings.db_pool_size)
@@ -117,6 +122,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.include_router(query_router)
     app.include_router(vsa_router)
     app.include_router(registry_router)
+    install_docs(app)
     return app
 
 
@@ -171,15 +177,3 @@ def _message(what: str, exc: Exception, budget: float) -> str:
     detail = getattr(exc, "message", str(exc))
     return f"{what} failed: {code}: {detail} (budget {budget:g}s)"
 
-
-def tune_gc() -> None:
-    """Keep the cyclic garbage collector off the request path as far as is safe.
-
-    What startup built lives as long as the process, so it is frozen out of every collection;
-    and collections run less often (full ones about once per 100 million allocations). Measured
-    under admission load: the default thresholds ran a full collection every few hundred
-    requests, each 5 to 20 ms with the loop stopped, which cost more CPU than the requests.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(5000, 20, 1000)

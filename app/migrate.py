@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from alembic import command
@@ -9,7 +10,17 @@ from alembic.config import Config
 
 from app.db import normalize_url
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+def _migrations_dir() -> Path:
+    """Beside ``app/`` in a checkout; under ``<prefix>/share/provenant`` where the wheel put them
+    (the container image installs the wheel, not the checkout)."""
+    beside = Path(__file__).resolve().parent.parent / "migrations"
+    if (beside / "env.py").is_file():
+        return beside
+    return Path(sys.prefix) / "share" / "provenant" / "migrations"
+
+
+MIGRATIONS_DIR = _migrations_dir()
 
 
 def alembic_config(url: str) -> Config:

@@ -70,8 +70,14 @@ class ServerProcess:
         *,
         tls: bool = False,
         env: dict[str, str] | None = None,
+        cwd: Path = REPO,
+        user: int | None = None,
+        python: str = sys.executable,
     ) -> None:
         self.port = free_port()
+        self.cwd = cwd
+        self.user = user  # run as this uid and its group (needs root), as the image does
+        self.python = python
         self.workdir = workdir
         self.tls_files = write_tls_pair(workdir) if tls else None
         scheme = "https" if tls else "http"
@@ -94,27 +100,37 @@ class ServerProcess:
     def client(self, **kwargs: object) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, verify=self.verify, timeout=30, **kwargs)
 
-    def start(self, timeout: float = 30) -> ServerProcess:
-        args = [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port)]
+    def start(self, timeout: float = 120) -> ServerProcess:
+        """Return once /readyz answers 200; fail at once if the process exits. The timeout is
+        only a backstop: a loaded machine (2 cores, other suites) can take tens of seconds."""
+        args = [self.python, "-m", "app.cli", "serve", "--port", str(self.port)]
         if self.tls_files:
             args += ["--tls-cert", str(self.tls_files[0]), "--tls-key", str(self.tls_files[1])]
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            args, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            args,
+            cwd=self.cwd,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            user=self.user,
+            group=self.user,
+            extra_groups=[] if self.user is not None else None,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
+                # Ready, not merely listening: policies loaded, database and recorder up.
                 with self.client() as client:
-                    if client.get("/healthz").status_code == 200:
+                    if client.get("/readyz").status_code == 200:
                         return self
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"server did not become healthy in {timeout}s:\n{self.log()}")
+        raise RuntimeError(f"server did not become ready in {timeout}s:\n{self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

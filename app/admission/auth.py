@@ -45,3 +45,7 @@ async def webhook_caller(request: Request) -> Principal:
         "send 'Authorization: Bearer <token>' with a token of scope 'admission', or a client "
         "certificate issued by the CA in PROVENANT_CLIENT_CA_FILE",
     )
+
+
+# A token with the admission scope, or a client certificate (see the API reference).
+webhook_caller.required_scope = Scope.ADMISSION  # type: ignore[attr-defined]

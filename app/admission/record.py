@@ -17,21 +17,23 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import insert
 
 from app import jsoncodec
-from app.admission.extract import Extraction
 from app.admission.models import Decision, DecisionImage
-from app.admission.schemas import AdmissionRequest
-from app.admission.verdicts import Verdict
 from app.audit.service import PendingEvent, append_event_rows, pending_event
 from app.db import Database
 from app.jsoncodec import RawJSON
 from app.policy.matching import parse_image
-from app.policy.results import ImageResult
+
+if TYPE_CHECKING:  # the recorder child imports this module: it starts without the policy engine
+    from app.admission.extract import Extraction
+    from app.admission.schemas import AdmissionRequest
+    from app.admission.verdicts import Verdict
+    from app.policy.results import ImageResult
 
 log = logging.getLogger("provenant.admission")
 

@@ -27,7 +27,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -46,12 +45,13 @@ from app.admission.record import (
     write_batch,
 )
 from app.admission.recorder import BatchQueue
+from app.admission.recorder_spawn import MAX_BATCH, spawn, take_prespawned
 from app.db import Database
+from app.gc_tuning import tune_gc
 
 log = logging.getLogger("provenant.admission")
 
 _HEADER = struct.Struct(">I")
-MAX_BATCH = 200
 _START_TIMEOUT = 60.0
 
 
@@ -134,17 +134,8 @@ class ProcessRecorder:
 
     async def _start(self) -> None:
         await self._stop_child()
-        parent, child = socket.socketpair()
-        try:
-            command = [sys.executable, "-m", "app.admission.recorder_process"]
-            command += ["--fd", str(child.fileno()), "--max-batch", str(self.max_batch)]
-            self._process = subprocess.Popen(
-                command,
-                pass_fds=(child.fileno(),),
-                env={**os.environ, "PROVENANT_DATABASE_URL": self.database_url},
-            )
-        finally:
-            child.close()
+        started = None if self.restarts >= 0 else take_prespawned(self.database_url, self.max_batch)
+        self._process, parent = started or spawn(self.database_url, self.max_batch)
         reader, writer = await asyncio.open_connection(sock=parent)
         try:
             # The child says it is ready once imported: decisions never queue behind its start.
@@ -373,8 +364,6 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sock = socket.socket(fileno=args.fd)
     db = Database(os.environ["PROVENANT_DATABASE_URL"], pool_size=1)
-    from app.main import tune_gc
-
     tune_gc()
     try:
         with _checkpointing(db):

@@ -23,7 +23,42 @@ from app.request_body import BodyTooLarge, read_limited
 router = APIRouter(tags=["admission"])
 
 
-@router.post("/k8s/validate")
+_REVIEW_BODY = {
+    "required": True,
+    "description": "An AdmissionReview (admission.k8s.io/v1 or v1beta1) as kube-apiserver "
+    "sends it; the request's object is the workload whose images are judged",
+    "content": {
+        "application/json": {
+            "schema": {"type": "object", "required": ["apiVersion", "kind", "request"]},
+            "example": {
+                "apiVersion": "admission.k8s.io/v1",
+                "kind": "AdmissionReview",
+                "request": {
+                    "uid": "00000000-0000-0000-0000-000000000000",
+                    "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                    "resource": {"group": "", "version": "v1", "resource": "pods"},
+                    "operation": "CREATE",
+                    "namespace": "default",
+                    "name": "app",
+                    "userInfo": {"username": "alice"},
+                    "object": {
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "metadata": {"name": "app"},
+                        "spec": {
+                            "containers": [
+                                {"name": "app", "image": "registry.example/app@sha256:" + "0" * 64}
+                            ]
+                        },
+                    },
+                },
+            },
+        }
+    },
+}
+
+
+@router.post("/k8s/validate", openapi_extra={"requestBody": _REVIEW_BODY})
 async def validate(
     request: Request, caller: Annotated[Principal, Depends(webhook_caller)]
 ) -> Response:
@@ -55,7 +90,7 @@ async def answer_review(request: Request, caller: Principal) -> bytes:
     return jsoncodec.dumps(answer)
 
 
-@router.post("/k8s/mutate")
+@router.post("/k8s/mutate", openapi_extra={"requestBody": _REVIEW_BODY})
 async def mutate(
     request: Request, caller: Annotated[Principal, Depends(webhook_caller)]
 ) -> Response:

@@ -213,7 +213,7 @@ def judge(
         )
     if policy_set is None:
         detail = admission.policies.last_error or "never loaded"
-        raise RuntimeError(f"no policy set is loaded ({detail})")
+        raise NoPolicySet(f"no policy set is loaded ({detail})")
     config = policy_set.config
     if namespace is not None:
         excluded = any_matches(config.excluded_namespaces, namespace)
@@ -438,6 +438,15 @@ def _break_glass_annotation(request: AdmissionRequest, extraction: Extraction) -
     return template.get(BREAK_GLASS_ANNOTATION)
 
 
+class NoPolicySet(RuntimeError):
+    """The policy directory has not loaded (a startup or reload error): fail closed, and say so."""
+
+    summary = (
+        "no policy set is loaded: the policy directory failed to load; /readyz and the server "
+        "log name the error; fix the files, then reload (POST /v1/policies:reload or SIGHUP)"
+    )
+
+
 def _error_verdict(
     exc: Exception,
     policy_set: PolicySet | None,
@@ -454,9 +463,9 @@ def _error_verdict(
             rule=rule,
             cause="a registry error",
         )
-    return from_error(
-        f"{type(exc).__name__}: {exc}", type(exc).__name__, allowed=allowed, rule=rule
-    )
+    # The exception's text may name hosts or paths: it goes to the record, the summary is shown.
+    summary = exc.summary if isinstance(exc, NoPolicySet) else type(exc).__name__
+    return from_error(f"{type(exc).__name__}: {exc}", summary, allowed=allowed, rule=rule)
 
 
 def _on_error(

@@ -27,6 +27,7 @@ from app.auth.schemas import Principal, Scope
 from app.errors import ApiError
 from app.request_body import BodyTooLarge, read_limited
 from app.verification.errors import VerificationError
+from app.verification.source_uri import normalize_source_uri
 
 router = APIRouter(prefix="/v1/attestations", tags=["attestations"])
 
@@ -75,8 +76,25 @@ def _trust(request: Request):  # noqa: ANN202
     return active.trust
 
 
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_UPLOAD_BODY = {
+    "required": True,
+    "description": "The document's bytes as signed, unchanged (`curl --data-binary @FILE`). "
+    "Its format is detected from the content: a Sigstore bundle, a DSSE envelope, an in-toto "
+    "link, or .intoto.jsonl (one document per line; send it as application/jsonl or a file)",
+    "content": {
+        "application/json": {
+            "schema": {"type": "object", "description": "a bundle, envelope or link"}
+        },
+        "application/jsonl": _BINARY,
+        "application/octet-stream": _BINARY,
+    },
+}
+
+
 @router.post(
     "",
+    openapi_extra={"requestBody": _UPLOAD_BODY},
     response_model=UploadResult | JsonlUploadResponse,
     status_code=201,
     responses={
@@ -195,20 +213,53 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 def list_attestations(
     request: Request,
     _principal: Annotated[Principal, Depends(require(Scope.READ))],
-    subject_digest: Annotated[str, Query(description="sha256:<hex> of the artifact")],
-    predicate_type: str | None = None,
-    cursor: str | None = None,
+    subject_digest: Annotated[
+        str | None,
+        Query(
+            description="sha256:<hex> of an artifact: its attestations, oldest first. "
+            "Without it: the latest uploads, newest first"
+        ),
+    ] = None,
+    predicate_type: Annotated[str | None, Query(description="only this predicate type")] = None,
+    source_repo: Annotated[
+        str | None,
+        Query(
+            description="only provenance built from this repository, in any spelling "
+            "(github.com/acme/app, https://github.com/acme/app.git, git+https://...)"
+        ),
+    ] = None,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> AttestationPage:
-    """Attestations whose subject has this digest, oldest first."""
-    algorithm, hex_ = parse_digest(subject_digest, "subject_digest")
-    after = _decode_cursor(cursor) if cursor else None
+    """Attestations of one artifact (``subject_digest``), or the latest uploads."""
+    position = _decode_cursor(cursor) if cursor else None
     with request.app.state.db.session() as session:
-        rows = service.find_by_subject(
-            session, algorithm, hex_, predicate_type=predicate_type, after=after, limit=limit
-        )
+        if subject_digest is None:
+            page = service.recent(
+                session,
+                predicate_type=predicate_type,
+                source_repo=source_repo,
+                before=position,
+                limit=limit,
+            )
+        else:
+            algorithm, hex_ = parse_digest(subject_digest, "subject_digest")
+            page = service.find_by_subject(
+                session,
+                algorithm,
+                hex_,
+                predicate_type=predicate_type,
+                after=position,
+                limit=limit,
+            )
+        rows = page
+        if source_repo is not None and subject_digest is not None:
+            wanted = normalize_source_uri(source_repo)
+            rows = [r for r in page if normalize_source_uri(r.source_repo or "") == wanted]
         items = [summary(r) for r in rows]
-    next_cursor = _encode_cursor(rows[-1].uploaded_at, rows[-1].id) if len(rows) == limit else None
+    # The cursor follows the rows read, so a filtered page never skips any.
+    last = page[-1] if len(page) == limit else None
+    next_cursor = _encode_cursor(last.uploaded_at, last.id) if last else None
     return AttestationPage(items=items, next_cursor=next_cursor)
 
 

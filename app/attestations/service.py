@@ -38,6 +38,7 @@ from app.verification.errors import (
 )
 from app.verification.facts import Subject, VerifiedDocument
 from app.verification.formats import DetectedUpload
+from app.verification.source_uri import stored_spellings
 from app.verification.trust import TrustStore
 
 log = logging.getLogger("provenant.attestations")
@@ -444,4 +445,28 @@ def find_by_subject(
             | ((Attestation.uploaded_at == at) & (Attestation.id > last_id))
         )
     query = query.order_by(Attestation.uploaded_at, Attestation.id).limit(limit)
+    return list(session.scalars(query).all())
+
+
+def recent(
+    session: Session,
+    *,
+    predicate_type: str | None = None,
+    source_repo: str | None = None,
+    before: tuple[datetime, str] | None = None,
+    limit: int = 100,
+) -> list[Attestation]:
+    """The latest uploads, newest first; ``before`` is the last row of the previous page."""
+    query = select(Attestation)
+    if predicate_type is not None:
+        query = query.where(Attestation.predicate_type == predicate_type)
+    if source_repo is not None:
+        query = query.where(Attestation.source_repo.in_(stored_spellings(source_repo)))
+    if before is not None:
+        at, last_id = before
+        query = query.where(
+            (Attestation.uploaded_at < at)
+            | ((Attestation.uploaded_at == at) & (Attestation.id < last_id))
+        )
+    query = query.order_by(Attestation.uploaded_at.desc(), Attestation.id.desc()).limit(limit)
     return list(session.scalars(query).all())

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from app.admission.models import Decision, DecisionImage
 from app.attestations.models import Attestation, AttestationMaterial, AttestationSubject
 from app.audit.queries import QueryError, parse_digest, utc
+from app.verification.source_uri import stored_spellings
 
 # Materials carry any digest algorithm in-toto allows: sha256, sha1, gitCommit, ...
 _MATERIAL_DIGEST = re.compile(r"^([A-Za-z0-9_.-]{1,32}):([0-9a-fA-F]{7,128})$")
@@ -197,7 +198,8 @@ def blast_radius(
     each with the attestations that say so and the workloads that ran it."""
     matching = select(Attestation.id)
     if where.source_repo is not None:
-        matching = matching.where(Attestation.source_repo == where.source_repo)
+        # Rows hold the normal form (older ones perhaps another spelling of it).
+        matching = matching.where(Attestation.source_repo.in_(stored_spellings(where.source_repo)))
     if where.source_commit is not None:
         matching = matching.where(Attestation.source_commit == where.source_commit)
     if where.builder_id is not None:

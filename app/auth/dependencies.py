@@ -54,10 +54,15 @@ def _check_scope(principal: Principal, scope: Scope) -> Principal:
     return principal
 
 
+# The API reference reads these marks to document which scope each operation needs.
+authenticated.required_scope = "any"  # type: ignore[attr-defined]
+
+
 def require(scope: Scope) -> Callable[[Request], Principal]:
     def dependency(request: Request) -> Principal:
         return _check_scope(authenticated(request), scope)
 
+    dependency.required_scope = scope  # type: ignore[attr-defined]
     return dependency
 
 
@@ -75,4 +80,5 @@ def require_async(scope: Scope) -> Callable[[Request], Awaitable[Principal]]:
         request.state.principal = principal
         return _check_scope(principal, scope)
 
+    dependency.required_scope = scope  # type: ignore[attr-defined]
     return dependency

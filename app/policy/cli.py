@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from app.cli_output import Output, OutputOption
+
 # The engine, CEL and verification load lazily, inside the commands: `provenant --help` and
 # every other subcommand must not pay for them.
 if TYPE_CHECKING:
@@ -65,11 +67,15 @@ def lint(
 @policy_cli.command()
 def test(
     directory: Annotated[Path, typer.Argument(help="Policy directory")],
-    image: Annotated[str, typer.Option(help="Image reference, REF@sha256:DIGEST")],
+    image: Annotated[
+        str, typer.Option(help="Image reference, REF@sha256:DIGEST", metavar="REF@DIGEST")
+    ],
     attestation: Annotated[
         list[Path],
         typer.Option(
-            help="Bundle, DSSE envelope, link or .intoto.jsonl (repeatable)",
+            help="Bundle, DSSE envelope, link or .intoto.jsonl; one file per flag, repeat it "
+            "for more",
+            metavar="FILE",
             exists=True,
             dir_okay=False,
             readable=True,
@@ -79,7 +85,8 @@ def test(
     at: Annotated[
         datetime | None, typer.Option(help="Evaluate as of this time (exemption expiry)")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the full result as JSON")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --output json")] = False,
+    output: OutputOption = Output.table,
 ) -> None:
     """Decide as admission would, from attestation files instead of the database."""
     from app.policy.engine import evaluate
@@ -94,7 +101,7 @@ def test(
     now = (at if at.tzinfo else at.replace(tzinfo=UTC)) if at else datetime.now(UTC)
     stored = verify_files(attestation, active.trust, ref, now)
     result = evaluate(image, namespace, active, memory_lookup(stored), now)
-    if as_json:
+    if as_json or output is Output.json:
         typer.echo(json.dumps(result.as_dict(), indent=2))
     else:
         for line in render(result):
@@ -155,7 +162,10 @@ def render(result: Evaluation) -> list[str]:
     """The explanation as lines: decision, then per image, policy and requirement."""
     lines = [f"{'ALLOW' if result.allowed else 'DENY'} (mode {result.mode})"]
     for image in result.images:
-        lines.append(f"{image.image}: {'allowed' if image.allowed else 'denied'}: {image.reason}")
+        verdict = "allowed" if image.allowed else "denied"
+        # Reasons often begin with the verdict already ("allowed: p passed"): say it once.
+        reason = image.reason.removeprefix(f"{verdict}: ")
+        lines.append(f"{image.image}: {verdict}: {reason}")
         for policy in image.policies:
             lines.append(f"  policy {policy.name} [{policy.mode}] {policy.status}")
             for req in policy.requirements:

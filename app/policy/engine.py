@@ -436,8 +436,18 @@ def _attestation_requirement(requirement: CompiledRequirement, run: Run) -> Requ
         if rejected:
             reason += f"; others: {_summarize(rejected)}"
     else:
-        reason = f"{len(candidates)} {what} present, none passes: {_summarize(rejected)}"
+        count = len(candidates)
+        found = f"{count} {what}" if count == 1 else f"{count} {_plural(what)}"
+        reason = f"{found} present, none passes: {_summarize(rejected)}"
     return result("failing", reason, attestations=ids, rejected=tuple(rejected))
+
+
+def _plural(what: str) -> str:
+    """ "attestation of type X" -> "attestations of type X"; "signature or attestation" ->
+    "signatures or attestations"."""
+    if what.startswith("attestation of type"):
+        return "attestations" + what[len("attestation") :]
+    return what.replace("signature", "signatures").replace("attestation", "attestations")
 
 
 def _relevant(requirement: CompiledRequirement, attestation: StoredAttestation) -> bool:

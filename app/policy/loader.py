@@ -784,6 +784,9 @@ def _refine(loc: Loc, prefix: str, message: str) -> tuple[Loc, str]:
     head, sep, rest = message.partition(": ")
     if not sep or not head.startswith(prefix) or " " in head:
         return loc, message
+    if head[len(prefix) : len(prefix) + 1] not in ("", ".", "["):
+        # "layouts/root.layout: ..." names a file, not a key under "layout".
+        return loc, message
     parts: list[str | int] = []
     for match in _SUB_PATH.finditer(head[len(prefix) :]):
         parts.append(match.group(1) if match.group(1) else int(match.group(2)))

@@ -112,7 +112,10 @@ def verify_bundle(
     is_dsse = "dsseEnvelope" in parsed.doc
     if not is_dsse and message_digest is None:
         raise VerificationError(
-            E.SUBJECT_MISSING, "message signature bundles need ?subject_digest=sha256:<hex>"
+            E.SUBJECT_MISSING,
+            "a message signature bundle names no artifact: give its digest (`provenant upload "
+            "--subject-digest sha256:<hex> --subject-name NAME`, or ?subject_digest=sha256:<hex>"
+            "&subject_name=NAME on the upload URL)",
         )
     hashed = sha256_hashed(message_digest) if message_digest and not is_dsse else None
 

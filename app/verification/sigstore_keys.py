@@ -121,9 +121,12 @@ def find_signing_key(
         raise VerificationError(
             E.SIGNATURE_INVALID, f"signature does not verify with trusted key {hinted.key_id}"
         )
+    signed_by = f"signed by no trusted key (hint {hint!r})" if hint else "signed by no trusted key"
     raise VerificationError(
         E.UNTRUSTED_KEY,
-        f"signed by no trusted key (hint {hint!r})" if hint else "signed by no trusted key",
+        f"{signed_by}: if you trust the signer, add its public key (PEM) under policies/keys/ "
+        "and reload the policies (for npm's publish attestations, the npm registry's "
+        "signing key: see docs/ci.md)",
     )
 
 

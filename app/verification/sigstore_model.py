@@ -83,6 +83,17 @@ def parse_document(bundle: dict[str, Any] | bytes | str) -> ParsedBundle:
     entries = material.get("tlogEntries") or []
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise VerificationError(E.MALFORMED, "verificationMaterial.tlogEntries must be a list")
+    if not entries:
+        # Sigstore instances without a public log (GitHub's own, for private repositories)
+        # timestamp instead: there the missing piece is that instance's trust root.
+        raise VerificationError(
+            E.TLOG_PROOF_INVALID,
+            "the bundle has no transparency log entry, so nothing proves its signature was "
+            "logged. If it comes from a Sigstore instance without a public log (GitHub's own "
+            "instance signs private repositories' attestations this way), this server lacks "
+            "that instance's trust root: add its trusted_root.json under policies/trust/ "
+            "(GitHub's: `gh attestation trusted-root`); see docs/ci.md",
+        )
     if len(entries) != 1:
         # Bundles record the one entry their signature was logged as; without it nothing
         # proves the signature was ever public.

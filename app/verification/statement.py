@@ -16,6 +16,7 @@ from typing import Any
 
 from app.verification.errors import STATEMENT_INVALID, SUBJECT_MISSING, VerificationError
 from app.verification.facts import Subject
+from app.verification.source_uri import normalize_source_uri
 
 STATEMENT_V01 = "https://in-toto.io/Statement/v0.1"
 STATEMENT_V1 = "https://in-toto.io/Statement/v1"
@@ -254,7 +255,7 @@ def _facts_v1(predicate: Mapping[str, Any]) -> dict[str, Any]:
         "builder_id": _str(_obj(run.get("builder")).get("id")),
         "build_type": _str(build.get("buildType")),
         "invocation_id": _str(_obj(run.get("metadata")).get("invocationId")),
-        "source_repository": _strip_git_prefix(repository),
+        "source_repository": _normal_source(repository),
         "source_ref": ref,
         "source_commit": commit,
         "entry_point": _str(workflow.get("path")),
@@ -279,7 +280,7 @@ def _facts_v02(predicate: Mapping[str, Any]) -> dict[str, Any]:
         "builder_id": _str(_obj(predicate.get("builder")).get("id")),
         "build_type": _str(predicate.get("buildType")),
         "invocation_id": _str(_obj(predicate.get("metadata")).get("buildInvocationId")),
-        "source_repository": repository,
+        "source_repository": _normal_source(repository),
         "source_ref": ref,
         "source_commit": commit,
         "entry_point": _str(config.get("entryPoint")),
@@ -326,6 +327,10 @@ def _source_dependency(
                 return dep
         return None
     return git[0] if git else None
+
+
+def _normal_source(uri: str | None) -> str | None:
+    return normalize_source_uri(uri) if uri else uri
 
 
 def _strip_git_prefix(uri: str | None) -> str | None:

@@ -586,3 +586,20 @@ def _containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
 
     walk(copy.deepcopy(obj))
     return found
+
+
+def test_without_a_policy_set_the_denial_says_the_policies_did_not_load(
+    db_url: str, tmp_path, webhook: dict
+) -> None:
+    from tests.conftest import make_app
+
+    broken = tmp_path / "broken-policies"
+    broken.mkdir()
+    (broken / "policy.yaml").write_text("apiVersion: provenant.dev/v1alpha1\nkind: Nonsense\n")
+    with TestClient(make_app(db_url, broken), raise_server_exceptions=False) as c:
+        assert c.get("/readyz").status_code == 503
+        denied = validate(c, review(load("pod")), webhook)
+    assert denied["allowed"] is False  # still fail closed
+    message = denied["status"]["message"]
+    assert "no policy set is loaded: the policy directory failed to load" in message
+    assert "RuntimeError" not in message and "NoPolicySet" not in message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -59,3 +60,51 @@ def test_connection_errors_give_up_with_a_reason(tmp_path: Path) -> None:
     report = upload_file(_client(handler), path, attempts=3, sleep=lambda _: None)
     assert not report.ok
     assert "gave up after 3 attempts" in report.describe()
+
+
+def test_each_retry_is_reported_with_its_reason(tmp_path: Path) -> None:
+    path = tmp_path / "b.json"
+    path.write_text("{}")
+    answers = iter([httpx.Response(503, text="busy"), httpx.Response(201, json={"id": "x"})])
+    logged: list[str] = []
+    report = upload_file(
+        _client(lambda r: next(answers)), path, sleep=lambda _: None, on_retry=logged.append
+    )
+    assert report.ok
+    assert logged == [f"{path}: attempt 1 of 5 failed (server error 503: busy); retrying in 0.5 s"]
+
+
+def test_npm_attestations_file_is_split_into_its_bundles(tmp_path: Path) -> None:
+    from app.attestations.client import documents
+
+    path = tmp_path / "pkg-1.0.0.tgz.json"
+    path.write_text(
+        json.dumps(
+            {
+                "attestations": [
+                    {
+                        "predicateType": "https://github.com/npm/attestation/tree/main/specs/publish/v0.1",
+                        "bundle": {"mediaType": "a"},
+                    },
+                    {
+                        "predicateType": "https://slsa.dev/provenance/v1",
+                        "bundle": {"mediaType": "b"},
+                    },
+                ]
+            }
+        )
+    )
+    docs = documents(path)
+    assert [json.loads(d.data)["mediaType"] for d in docs] == ["a", "b"]
+    assert docs[1].label == f"{path}#attestations[1] (https://slsa.dev/provenance/v1)"
+    plain = tmp_path / "bundle.json"
+    plain.write_text('{"mediaType": "c"}')
+    assert [d.data for d in documents(plain)] == [b'{"mediaType": "c"}']
+
+
+def test_rejections_name_the_next_step(tmp_path: Path) -> None:
+    path = tmp_path / "b.json"
+    path.write_text("{}")
+    body = {"error": {"code": "untrusted_key", "message": "signed by no trusted key"}}
+    report = upload_file(_client(lambda r: httpx.Response(422, json=body)), path)
+    assert "next: add the signer's public key (PEM) under policies/keys/" in report.describe()

@@ -381,3 +381,51 @@ def test_the_upload_answer_is_the_stored_records_summary(
         assert stored == answer
     assert len(listed) == 1
     assert answer["uploaded_by"] == "ci" and answer["revoked"] is False
+
+
+def test_listing_recent_uploads_without_a_digest(
+    client: TestClient, stack: SigstoreTestStack, uploader: dict, reader: dict
+) -> None:
+    ids = [
+        client.post(
+            "/v1/attestations", content=stack.sign_dsse(statement(f"r{i}")), headers=uploader
+        ).json()["id"]
+        for i in range(5)
+    ]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/v1/attestations", params=params, headers=reader)
+        assert page.status_code == 200, page.text
+        seen += [a["id"] for a in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == sorted(ids) and len(seen) == len(set(seen))
+    newest = client.get("/v1/attestations", params={"limit": 1}, headers=reader).json()
+    assert newest["items"][0]["id"] == seen[0]
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    ["github.com/acme/app", "https://github.com/acme/app.git", "git+https://GitHub.com/acme/app/"],
+)
+def test_source_repo_matches_in_any_spelling(
+    client: TestClient, stack: SigstoreTestStack, uploader: dict, reader: dict, spelling: str
+) -> None:
+    stored = statement("src", repo="https://github.com/acme/app.git")
+    other = statement("other", repo="https://github.com/acme/other")
+    for st in (stored, other):
+        assert (
+            client.post(
+                "/v1/attestations", content=stack.sign_dsse(st), headers=uploader
+            ).status_code
+            == 201
+        )
+    listed = client.get("/v1/attestations", params={"source_repo": spelling}, headers=reader)
+    assert [a["source_repo"] for a in listed.json()["items"]] == ["https://github.com/acme/app"]
+    blast = client.get("/v1/artifacts", params={"source_repo": spelling}, headers=reader)
+    assert blast.status_code == 200, blast.text
+    digests = [a["digest"] for a in blast.json()["items"]]
+    assert digests == [f"sha256:{stored['subject'][0]['digest']['sha256']}"]

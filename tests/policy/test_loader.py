@@ -306,3 +306,15 @@ def test_unknown_bundle_version_is_refused_with_its_line(policy_dir: Path) -> No
     write(policy_dir, "p.yaml", policy(authorities=EVIDENCE_AUTHORITY.replace("{version}", "1")))
     error = find(errors_of(policy_dir), "spec.authorities[0].keyless.minBundleVersion")
     assert error.line == 11
+def test_a_file_name_in_a_layout_error_is_not_read_as_a_key_path() -> None:
+    from app.policy.loader import _refine
+
+    loc, message = _refine(
+        ("spec", "require", 0, "layout"),
+        "layout",
+        "layouts/root.layout: not signed in-toto metadata",
+    )
+    assert loc == ("spec", "require", 0, "layout")
+    assert message == "layouts/root.layout: not signed in-toto metadata"
+    loc, message = _refine(("spec",), "layout", "layout.keys[1]: unknown key")
+    assert loc == ("spec", "keys", 1) and message == "unknown key"
