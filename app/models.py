@@ -4,6 +4,14 @@ from app.admission import models as admission_models
 from app.attestations import models as attestation_models
 from app.audit import models as audit_models
 from app.auth import models as auth_models
+from app.continuous import models as continuous_models
 from app.db import Base
 
-__all__ = ["Base", "admission_models", "attestation_models", "audit_models", "auth_models"]
+__all__ = [
+    "Base",
+    "admission_models",
+    "attestation_models",
+    "audit_models",
+    "auth_models",
+    "continuous_models",
+]
