@@ -9,6 +9,7 @@ import typer
 
 from app.admission.cli import webhook_cli
 from app.audit.cli import audit_cli
+from app.continuous.cli import findings, watch
 from app.policy.cli import policy_cli
 from app.settings import get_settings
 
@@ -18,6 +19,8 @@ cli.add_typer(token_cli, name="token")
 cli.add_typer(policy_cli, name="policy")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(webhook_cli, name="webhook")
+cli.command("watch")(watch)
+cli.command("findings")(findings)
 
 
 def _database():  # noqa: ANN202 - lazy import keeps `provenant --help` fast
@@ -91,11 +94,20 @@ def migrate(
 
 @cli.command()
 def upload(
-    files: Annotated[list[Path], typer.Argument(help="Bundles, envelopes, links, .intoto.jsonl",
-                                               exists=True, dir_okay=False, readable=True)],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Bundles, envelopes, links, .intoto.jsonl",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
     server: Annotated[str | None, typer.Option(help="Server URL [env PROVENANT_SERVER]")] = None,
-    subject_digest: Annotated[str | None, typer.Option(
-        help="For message-signature bundles: sha256:<hex> of the signed artifact")] = None,
+    subject_digest: Annotated[
+        str | None,
+        typer.Option(help="For message-signature bundles: sha256:<hex> of the signed artifact"),
+    ] = None,
     subject_name: Annotated[str | None, typer.Option(help="Name of that artifact")] = None,
     retries: Annotated[
         int, typer.Option(min=1, help="Attempts per file on 5xx/connection errors")
@@ -111,12 +123,17 @@ def upload(
     if not settings.token:
         typer.echo("error: set PROVENANT_TOKEN to a token with the upload scope", err=True)
         raise typer.Exit(2)
-    params = {k: v for k, v in {"subject_digest": subject_digest,
-                                "subject_name": subject_name}.items() if v}
+    params = {
+        k: v
+        for k, v in {"subject_digest": subject_digest, "subject_name": subject_name}.items()
+        if v
+    }
     failed = 0
     headers = {"Authorization": f"Bearer {settings.token}"}
-    with httpx.Client(base_url=server or settings.server, headers=headers, timeout=60) as client, \
-            Progress(transient=True, disable=len(files) < 2) as progress:
+    with (
+        httpx.Client(base_url=server or settings.server, headers=headers, timeout=60) as client,
+        Progress(transient=True, disable=len(files) < 2) as progress,
+    ):
         task = progress.add_task("uploading", total=len(files))
         for path in files:
             report = upload_file(client, path, params=params, attempts=retries)
@@ -131,10 +148,13 @@ def upload(
 @cli.command()
 def verify(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
-    policy_dir: Annotated[Path | None, typer.Option(
-        help="Trust roots and keys [env PROVENANT_POLICY_DIR]")] = None,
-    subject_digest: Annotated[str | None, typer.Option(
-        help="For message-signature bundles: sha256:<hex> of the signed artifact")] = None,
+    policy_dir: Annotated[
+        Path | None, typer.Option(help="Trust roots and keys [env PROVENANT_POLICY_DIR]")
+    ] = None,
+    subject_digest: Annotated[
+        str | None,
+        typer.Option(help="For message-signature bundles: sha256:<hex> of the signed artifact"),
+    ] = None,
 ) -> None:
     """Verify a document locally and offline with the server's own code; exit 1 if it fails."""
     import json
