@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -163,7 +163,8 @@ class FindingStore:
             session.execute(delete(Finding).where(Finding.key.in_(deletes)))
         if transitions:
             append_event_rows(session, [pending_event(EVENT, ACTOR, t) for t in transitions])
-            rows = delivery_rows(transitions, self.endpoints, self.source, now)
+            # Scheduled on the wall clock, which the notifier runs on, whatever clock judged.
+            rows = delivery_rows(transitions, self.endpoints, self.source, datetime.now(UTC))
             if rows:
                 session.execute(insert(Delivery), rows)
 

@@ -2,7 +2,8 @@
 list-then-watch of Pods with resourceVersion resume.
 
 lightkube was chosen over the official ``kubernetes`` client (and kubernetes-asyncio, kr8s):
-it is maintained, small, built on httpx (already Provenant's HTTP client), reads kubeconfig
+it is maintained, small, built on httpx2 (pydantic's continuation of httpx, Provenant's HTTP
+client), reads kubeconfig
 files and in-cluster service-account config alike, and decodes with msgspec, which matters for
 a watcher holding 10,000 Pods. The official client pulls in its own HTTP stack and thousands of
 generated model classes and decodes every object into them. Objects are read here as plain
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 from lightkube import ApiError, Client, KubeConfig
 from lightkube.generic_resource import create_namespaced_resource
 
@@ -44,7 +45,7 @@ def kube_client(kubeconfig: Path | None = None, *, timeout: float = 10.0) -> Cli
     # A watch reads for up to WATCH_SECONDS; the read timeout must outlast it.
     return Client(
         config,
-        timeout=httpx.Timeout(timeout, read=WATCH_SECONDS + 30),
+        timeout=httpx2.Timeout(timeout, read=WATCH_SECONDS + 30),
         field_manager="provenant",
     )
 
@@ -165,7 +166,7 @@ class PodWatcher:
                     continue
                 log.warning("watch: %s; retrying", exc)
                 stop.wait(self.retry_seconds)
-            except (httpx.HTTPError, OSError) as exc:
+            except (httpx2.HTTPError, OSError) as exc:
                 # The apiserver went away: resume from the last version once it is back.
                 self.resumes += 1
                 log.info("watch: %s; resuming from %s", exc, self.resource_version)
