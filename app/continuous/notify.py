@@ -96,6 +96,10 @@ class NotificationConfig(BaseModel):
 def load_endpoints(path: Path | None) -> list[Endpoint]:
     if path is None:
         return []
+    if not path.exists():
+        # deploy/continuous mounts an optional Secret here: absent means none configured.
+        log.warning("notifications: %s does not exist; no endpoints configured", path)
+        return []
     config = NotificationConfig.model_validate(yaml.safe_load(path.read_text()) or {})
     names = [e.name for e in config.endpoints]
     if len(set(names)) != len(names):
