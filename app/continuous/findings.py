@@ -101,7 +101,7 @@ class FindingStore:
             pods = counts.get(key, 0)
             if pods == 0:
                 continue
-            h = key.hash
+            h = key.hash_in(self.cluster)
             old = self.rows.get(h)
             policies = policies_column(judgement.policies)
             values = {
@@ -132,7 +132,7 @@ class FindingStore:
                     )
                 )
         for key in gone:
-            h = key.hash
+            h = key.hash_in(self.cluster)
             old = self.rows.get(h)
             if old is None:
                 continue
@@ -176,7 +176,7 @@ class FindingStore:
         judged: Mapping[FindingKey, Judgement],
         counts: Mapping[FindingKey, int],
     ) -> None:
-        by_hash = {key.hash: key for key in judged}
+        by_hash = {key.hash_in(self.cluster): key for key in judged}
         written = {row["key"]: row for row in inserts} | {h: v for h, v in updates}
         if inserts:  # the ids of new rows
             with self.db.session() as session:
@@ -207,7 +207,7 @@ class FindingStore:
 
     def _identity(self, key: FindingKey) -> dict[str, Any]:
         return {
-            "key": key.hash,
+            "key": key.hash_in(self.cluster),
             "cluster": self.cluster,
             "namespace": key.namespace,
             "workload_kind": key.workload_kind,

@@ -48,10 +48,10 @@ class FindingKey:
         except ValueError:
             return None
 
-    @property
-    def hash(self) -> str:
-        parts = (self.namespace, self.workload_kind, self.workload_name, self.container, self.image)
-        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    def hash_in(self, cluster: str) -> str:
+        """The stored finding's unique key: clusters share one database."""
+        parts = (cluster, self.namespace, self.workload_kind, self.workload_name, self.container)
+        return hashlib.sha256("\0".join((*parts, self.image)).encode()).hexdigest()
 
     @property
     def subject(self) -> str:

@@ -12,6 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.audit.models import AuditEvent
+from app.continuous.evaluate import Judgement
+from app.continuous.findings import FindingStore
+from app.continuous.inventory import FindingKey
 from tests.admission.conftest import POLICIES, upload
 from tests.continuous.conftest import Watcher
 from tests.continuous.helpers import REPOSITORY, digest, image, pod
@@ -245,3 +248,20 @@ def test_workloads_by_image_and_the_violating_gauge(
         in metrics
     )
     assert 'provenant_continuous_violating_workloads{namespace="data",policy=""} 1.0' in metrics
+
+
+def test_two_clusters_running_the_same_workload_keep_their_own_findings(
+    client: TestClient, reader: dict[str, str]
+) -> None:
+    db = client.app.state.db  # type: ignore[attr-defined]
+    key = FindingKey("apps", "Deployment", "web", "app", image("signed"))
+    now = datetime.now(UTC)
+    for cluster, status in (("eu", "compliant"), ("us", "violating")):
+        store = FindingStore(db, cluster)
+        store.load()
+        judged = {key: Judgement(status, ("acme-release",), ("why",), None)}
+        assert len(store.apply(judged, {key: 1}, [], now)) == 1
+    assert sorted((f["cluster"], f["status"]) for f in findings(client, reader)) == [
+        ("eu", "compliant"),
+        ("us", "violating"),
+    ]
