@@ -10,7 +10,10 @@ Without the binary these tests skip (fail under CI=true), like tests/e2e/test_ku
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ from tests.conftest import _empty_tables as empty_tables
 from tests.continuous.helpers import REPOSITORY, FakeClock, Receiver, image
 from tests.e2e.kube import KubeCluster, Kubectl, missing_tools, wait_until
 from tests.helpers import TokenFactory
+from tests.server import REPO, ServerProcess
 from tests.sigstore_stack import SigstoreTestStack
 
 pytestmark = pytest.mark.e2e
@@ -347,3 +351,73 @@ def test_of_two_replicas_one_holds_the_lease_and_the_other_takes_over(env: Env) 
     finally:
         first.stop()
         second.stop()
+
+
+def test_the_watcher_inside_serve_and_as_provenant_watch_and_the_findings_table(
+    env: Env, tmp_path: Path
+) -> None:
+    """The real processes: `provenant serve` with PROVENANT_CONTINUOUS_ENABLED, `provenant watch`
+    on its own (another cluster name, same database), and `provenant findings` reading the
+    server's API."""
+    apiserver = env.cluster.apiserver
+    assert apiserver is not None
+    kube = {"PROVENANT_KUBECONFIG": str(apiserver.kubeconfig), "PROVENANT_CONTINUOUS_POLL": "0.2"}
+    served = {
+        **kube,
+        "PROVENANT_CONTINUOUS_ENABLED": "true",
+        "PROVENANT_CONTINUOUS_CLUSTER": "served",
+    }
+    server = ServerProcess(env.db_url, env.policy_dir, tmp_path, env=served)
+    watch_env = {
+        **server.env,
+        **kube,
+        "PROVENANT_CONTINUOUS_CLUSTER": "standalone",
+        "PROVENANT_LOG_LEVEL": "info",
+    }
+    with server, (tmp_path / "watch.log").open("wb") as log:
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "watch"],
+            cwd=REPO,
+            env=watch_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deployment(env, "cli", f"{REPOSITORY}:cli")
+
+            def both() -> bool:
+                response = env.client.get(
+                    "/v1/findings",
+                    params={"namespace": NAMESPACE, "limit": 1000},
+                    headers=env.headers,
+                )
+                return {
+                    i["cluster"] for i in response.json()["items"] if i["workload"]["name"] == "cli"
+                } == {"served", "standalone"}
+
+            wait_until(both, timeout=30, what="both watchers' findings for the new Deployment")
+            token = env.headers["Authorization"].split()[1]
+            result = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "app.cli",
+                    "findings",
+                    "--namespace",
+                    NAMESPACE,
+                    "--status",
+                    "violating",
+                ],
+                cwd=REPO,
+                env={**os.environ, "PROVENANT_SERVER": server.base_url, "PROVENANT_TOKEN": token},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert result.returncode == 0, result.stderr
+            assert "Deployment/cli" in result.stdout
+            assert f"{REPOSITORY}:cli" in result.stdout
+            assert "violating" in result.stdout
+        finally:
+            watch.terminate()
+            assert watch.wait(20) == 0, (tmp_path / "watch.log").read_text()
