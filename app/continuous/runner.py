@@ -138,7 +138,9 @@ class Evaluator:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             with self._cond:
-                if not (self._pending.full or self._pending.keys or self._pending.digests):
+                pending = self._pending
+                # Before the first list completes there is nothing to judge: wait, don't spin.
+                if not (self.synced.is_set() and (pending.full or pending.keys or pending.digests)):
                     self._cond.wait(self.options.poll)
             if stop.is_set():
                 return

@@ -96,8 +96,20 @@ class ContinuousValidator:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self.notifier.close()
 
     def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._run()
+                return
+            except Exception:
+                # No cluster configuration, or the apiserver refused us: the API keeps serving,
+                # and the watcher tries again.
+                log.exception("continuous validation stopped; retrying in 10 s")
+                self._stop.wait(10)
+
+    def _run(self) -> None:
         client = self.client_factory()
         try:
             if self.election is not None:
@@ -113,7 +125,6 @@ class ContinuousValidator:
             if self.elector is not None:
                 self.elector.release()
             client.close()
-            self.notifier.close()
 
     def _lead(self, client: Client) -> None:
         lead_stop = threading.Event()
