@@ -265,3 +265,48 @@ def test_two_clusters_running_the_same_workload_keep_their_own_findings(
         ("eu", "compliant"),
         ("us", "violating"),
     ]
+
+
+def test_an_attestation_uploaded_later_turns_the_running_image_compliant(
+    client: TestClient,
+    watcher: Watcher,
+    stack: SigstoreTestStack,
+    uploader: dict[str, str],
+    reader: dict[str, str],
+) -> None:
+    """The stale-report complaint about background scanners: a signature added after the Pod
+    started must update its finding, without waiting for a scheduled scan."""
+    watcher.run(pod("late", image("late")), pod("other", image("other")))
+    watcher.step()
+    assert by_workload(findings(client, reader))["Pod/late"]["status"] == "violating"
+    upload(client, stack, uploader, image("late"))
+    judged = watcher.evaluator.stats.keys_judged
+    watcher.clock.advance(seconds=1)
+    assert watcher.step() == 1
+    assert watcher.evaluator.stats.keys_judged == judged + 1  # only the digest it names
+    assert by_workload(findings(client, reader))["Pod/late"]["status"] == "compliant"
+
+
+def test_a_standalone_watcher_sees_policy_and_trust_root_edits_by_their_files(
+    client: TestClient, watcher: Watcher, reader: dict[str, str], policy_dir: Path
+) -> None:
+    """`provenant watch` has no reload API: it reloads when the directory's hash changes, and a
+    trust root lives there too."""
+    watcher.evaluator.options.policy_poll = 0.0
+    watcher.run(pod("rogue", image("unsigned")))
+    watcher.step()
+    # Admit everything from the repository through an exemption, written to the file only.
+    exempting = POLICIES.replace('images: ["registry.k8s.io/pause*"]', f'images: ["{REPOSITORY}"]')
+    (policy_dir / "policies.yaml").write_text(exempting)
+    assert watcher.step() == 1
+    assert findings(client, reader)[0]["status"] == "exempt"
+    # A trust root removed: the release key's policy no longer loads, the last good set stays,
+    # and nothing changes; restoring the key reloads again.
+    key = (policy_dir / "keys" / "release.pub").read_bytes()
+    (policy_dir / "keys" / "release.pub").unlink()
+    assert watcher.step() == 0
+    assert client.app.state.policies.last_error is not None  # type: ignore[attr-defined]
+    (policy_dir / "keys" / "release.pub").write_bytes(key)
+    (policy_dir / "policies.yaml").write_text(POLICIES)
+    assert watcher.step() == 1
+    assert findings(client, reader)[0]["status"] == "violating"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -194,7 +195,7 @@ def report_running(env: Env, pod: str, image_id: str) -> None:
             "Authorization": f"Bearer {apiserver.admin_token}",
             "Content-Type": "application/merge-patch+json",
         },
-        verify=str(apiserver.cert),
+        verify=ssl.create_default_context(cafile=str(apiserver.cert)),
     )
     assert response.status_code == 200, response.text
 
