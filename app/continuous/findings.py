@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Update, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.audit.service import append_event_rows, pending_event
@@ -40,6 +40,15 @@ class Stored:
     reasons: tuple[str, ...]
     pods: int
     since: datetime
+
+
+def _update_statement(columns: tuple[str, ...]) -> Update:
+    table = Finding.__table__
+    return (
+        update(table)
+        .where(table.c.key == bindparam("k"))
+        .values({name: bindparam(name) for name in columns})
+    )
 
 
 def policies_column(policies: Sequence[str]) -> str:
@@ -157,8 +166,11 @@ class FindingStore:
     ) -> None:
         if inserts:
             session.execute(insert(Finding), inserts)
-        for h, values in updates:
-            session.execute(update(Finding).where(Finding.key == h).values(**values))
+        # One executemany per shape (with or without a new ``since``) through Core: an ORM
+        # update per row cost 5 ms on PostgreSQL, 10 s for a reload that turns 2,000 findings.
+        for shape in {tuple(sorted(values)) for _, values in updates}:
+            rows = [{"k": h, **v} for h, v in updates if tuple(sorted(v)) == shape]
+            session.connection().execute(_update_statement(shape), rows)
         if deletes:
             session.execute(delete(Finding).where(Finding.key.in_(deletes)))
         if transitions:

@@ -107,6 +107,8 @@ class Evaluator:
         self._policy_hash: str | None = None
         self._index_version: int | None = None
         self._index_seen_at = datetime.now(UTC)
+        # (attestation id, revoked_at) of the changes inside the overlap already judged
+        self._handled: set[tuple[str, datetime | None]] = set()
         self._next_full: datetime | None = None
         self._last_now: datetime | None = None
         self._dir_hash_at = 0.0
@@ -223,17 +225,32 @@ class Evaluator:
         if self._index_version is not None and version != self._index_version:
             self.digests_changed(self._changed_digests())
         elif self._index_version is None:
+            # The first round is a full one: what changed before it is judged there.
             self._index_seen_at = datetime.now(UTC)
+            self._changed_digests()
         self._index_version = version
 
     def _changed_digests(self) -> set[str]:
+        """The digests of attestations uploaded or revoked since the last look. The window
+        overlaps the previous one, and the changes already handled in it are skipped, so a burst
+        of uploads is not judged again at every later change."""
         since = self._index_seen_at - _OVERLAP
         self._index_seen_at = datetime.now(UTC)
         query = (
-            select(AttestationSubject.algorithm, AttestationSubject.digest)
+            select(
+                Attestation.id,
+                Attestation.revoked_at,
+                AttestationSubject.algorithm,
+                AttestationSubject.digest,
+            )
             .join(Attestation, Attestation.id == AttestationSubject.attestation_id)
             .where(or_(Attestation.uploaded_at >= since, Attestation.revoked_at >= since))
-            .distinct()
         )
         with self.db.session() as session:
-            return {f"{algorithm}:{digest}" for algorithm, digest in session.execute(query)}
+            rows = session.execute(query).all()
+        seen = {(a_id, revoked) for a_id, revoked, _, _ in rows}
+        fresh = {
+            f"{alg}:{hex_}" for a_id, rev, alg, hex_ in rows if (a_id, rev) not in self._handled
+        }
+        self._handled = seen
+        return fresh
