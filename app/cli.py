@@ -94,20 +94,11 @@ def migrate(
 
 @cli.command()
 def upload(
-    files: Annotated[
-        list[Path],
-        typer.Argument(
-            help="Bundles, envelopes, links, .intoto.jsonl",
-            exists=True,
-            dir_okay=False,
-            readable=True,
-        ),
-    ],
+    files: Annotated[list[Path], typer.Argument(help="Bundles, envelopes, links, .intoto.jsonl",
+                                               exists=True, dir_okay=False, readable=True)],
     server: Annotated[str | None, typer.Option(help="Server URL [env PROVENANT_SERVER]")] = None,
-    subject_digest: Annotated[
-        str | None,
-        typer.Option(help="For message-signature bundles: sha256:<hex> of the signed artifact"),
-    ] = None,
+    subject_digest: Annotated[str | None, typer.Option(
+        help="For message-signature bundles: sha256:<hex> of the signed artifact")] = None,
     subject_name: Annotated[str | None, typer.Option(help="Name of that artifact")] = None,
     retries: Annotated[
         int, typer.Option(min=1, help="Attempts per file on 5xx/connection errors")
@@ -123,17 +114,12 @@ def upload(
     if not settings.token:
         typer.echo("error: set PROVENANT_TOKEN to a token with the upload scope", err=True)
         raise typer.Exit(2)
-    params = {
-        k: v
-        for k, v in {"subject_digest": subject_digest, "subject_name": subject_name}.items()
-        if v
-    }
+    params = {k: v for k, v in {"subject_digest": subject_digest,
+                                "subject_name": subject_name}.items() if v}
     failed = 0
     headers = {"Authorization": f"Bearer {settings.token}"}
-    with (
-        httpx.Client(base_url=server or settings.server, headers=headers, timeout=60) as client,
-        Progress(transient=True, disable=len(files) < 2) as progress,
-    ):
+    with httpx.Client(base_url=server or settings.server, headers=headers, timeout=60) as client, \
+            Progress(transient=True, disable=len(files) < 2) as progress:
         task = progress.add_task("uploading", total=len(files))
         for path in files:
             report = upload_file(client, path, params=params, attempts=retries)
@@ -148,13 +134,10 @@ def upload(
 @cli.command()
 def verify(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
-    policy_dir: Annotated[
-        Path | None, typer.Option(help="Trust roots and keys [env PROVENANT_POLICY_DIR]")
-    ] = None,
-    subject_digest: Annotated[
-        str | None,
-        typer.Option(help="For message-signature bundles: sha256:<hex> of the signed artifact"),
-    ] = None,
+    policy_dir: Annotated[Path | None, typer.Option(
+        help="Trust roots and keys [env PROVENANT_POLICY_DIR]")] = None,
+    subject_digest: Annotated[str | None, typer.Option(
+        help="For message-signature bundles: sha256:<hex> of the signed artifact")] = None,
 ) -> None:
     """Verify a document locally and offline with the server's own code; exit 1 if it fails."""
     import json

@@ -68,10 +68,10 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         await app.state.decision_recorder.start()
         if server_process:  # process-wide: not for apps embedded in tests or tools
             tune_gc()
-        # Inside db.dispose(): shutdown waits for a checkpoint that is being signed.
         validator = app.state.continuous
         if validator is not None:
             validator.start()
+        # Inside db.dispose(): shutdown waits for a checkpoint that is being signed.
         async with audit_lifespan(app):
             yield
             if validator is not None:
