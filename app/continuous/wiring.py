@@ -1,22 +1,30 @@
-"""Building the watcher from settings, and the hooks ``app.main`` registers with lower packages."""
+"""Building the watcher from settings, and the hooks ``app.main`` registers with lower packages.
+
+The watcher's modules (and the Kubernetes client) are imported only when a watcher is built:
+every server process imports this module, most never run a watcher.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from app.continuous.kube import kube_client
-from app.continuous.notify import load_endpoints
 from app.continuous.queries import affected_by
-from app.continuous.runner import Options
-from app.continuous.service import ContinuousValidator, Election
 from app.db import Database
 from app.policy.store import PolicyStore
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.continuous.service import ContinuousValidator
 
 
 def build_validator(
     settings: Settings, db: Database, policies: PolicyStore, *, standalone: bool = False
 ) -> ContinuousValidator:
+    from app.continuous.kube import kube_client
+    from app.continuous.notify import load_endpoints
+    from app.continuous.runner import Options
+    from app.continuous.service import ContinuousValidator, Election
+
     election = (
         Election(settings.continuous_lease_namespace, settings.continuous_lease_name)
         if settings.continuous_lease_namespace
