@@ -20,6 +20,7 @@ from app.cli_output import (
     print_record,
     print_rows,
 )
+from app.continuous.cli import findings, watch
 from app.policy.cli import policy_cli
 from app.query_cli import register as register_query_commands
 from app.registry.cli import registry_cli
@@ -54,6 +55,8 @@ def _main(
     ] = False,
 ) -> None:
     """Provenant attestation service"""
+cli.command("watch")(watch)
+cli.command("findings")(findings)
 
 
 def _database():  # noqa: ANN202 - lazy import keeps `provenant --help` fast

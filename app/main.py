@@ -24,6 +24,9 @@ from app.audit.router import router as audit_router
 from app.audit.tasks import audit_lifespan
 from app.auth.cache import TokenCache
 from app.auth.router import router as auth_router
+from app.continuous.metrics import FindingsCollector
+from app.continuous.router import router as continuous_router
+from app.continuous.wiring import RevocationHook, build_validator
 from app.db import Database
 from app.errors import install_error_handlers
 from app.gc_tuning import tune_gc
@@ -73,9 +76,14 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         install_sighup_reload(app.state.policies)
         if server_process:  # process-wide: not for apps embedded in tests or tools
             tune_gc()
+        validator = app.state.continuous
+        if validator is not None:
+            validator.start()
         # Inside db.dispose(): shutdown waits for a checkpoint that is being signed.
         async with audit_lifespan(app):
             yield
+            if validator is not None:
+                await asyncio.to_thread(validator.stop)
             # Decisions already taken are recorded before the database goes.
             await app.state.decision_recorder.aclose()
         app.state.registry.close()
@@ -109,6 +117,17 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.state.registry = registry_service(settings, app.state.db, app.state.policies)
     app.state.admission_registry = registry_access(app.state.registry, settings)
     app.state.metrics = Metrics()
+    # Continuous validation: hooks into policy reloads and revocations, registered here so that
+    # policy and attestations never import it.
+    app.state.continuous = (
+        build_validator(settings, app.state.db, app.state.policies)
+        if settings.continuous_enabled
+        else None
+    )
+    if app.state.continuous is not None:
+        app.state.policies.listeners.append(app.state.continuous.policies_reloaded)
+    app.state.revocation_listeners = [RevocationHook(app.state.db, app.state.continuous)]
+    app.state.metrics.registry.register(FindingsCollector(app.state.db))
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
     app.admission_fast_path = fast_path.AdmissionFastPath(app.state.metrics)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
@@ -123,6 +142,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.include_router(vsa_router)
     app.include_router(registry_router)
     install_docs(app)
+    app.include_router(continuous_router)
     return app
 
 

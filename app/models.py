@@ -4,6 +4,7 @@ from app.admission import models as admission_models
 from app.attestations import models as attestation_models
 from app.audit import models as audit_models
 from app.auth import models as auth_models
+from app.continuous import models as continuous_models
 from app.db import Base
 from app.registry import models as registry_models
 
@@ -13,5 +14,6 @@ __all__ = [
     "attestation_models",
     "audit_models",
     "auth_models",
+    "continuous_models",
     "registry_models",
 ]

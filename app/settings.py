@@ -154,6 +154,42 @@ class Settings(BaseSettings):
         default=False,
         description="Serve POST /k8s/mutate, which pins tag-only images to their digest",
     )
+    continuous_enabled: bool = Field(
+        default=False,
+        description="Run the continuous-validation watcher inside `provenant serve` (one per "
+        "cluster is enough; with several replicas set continuous_lease_namespace)",
+    )
+    kubeconfig: Path | None = Field(
+        default=None,
+        description="kubeconfig of the cluster to watch; unset: in-cluster service-account "
+        "config, then $KUBECONFIG or ~/.kube/config",
+    )
+    continuous_cluster: str = Field(
+        default="default", min_length=1, max_length=253, description="Name of the watched cluster"
+    )
+    continuous_interval: float = Field(
+        default=3600.0, gt=0, description="Seconds between scheduled full re-evaluations"
+    )
+    continuous_poll: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Seconds between the watcher's looks at the attestation index version and "
+        "the clock (uploads and revocations by other processes are seen within it)",
+    )
+    continuous_lease_namespace: str | None = Field(
+        default=None,
+        description="Namespace of the Lease the watcher replicas elect a leader with; unset: no "
+        "election (a single watcher)",
+    )
+    continuous_lease_name: str = Field(
+        default="provenant-watcher", description="Name of the watcher's leader-election Lease"
+    )
+    notifications_file: Path | None = Field(
+        default=None,
+        description="YAML file of notification endpoints for finding transitions "
+        "(docs/continuous.md)",
+    )
     # CLI client side
     server: str = Field(
         default="http://127.0.0.1:8080", description="Server URL used by the CLI client"

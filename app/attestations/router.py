@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import re
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -19,6 +20,7 @@ from app.attestations.schemas import (
     AttestationPage,
     JsonlUploadResponse,
     LineResult,
+    RevocationResult,
     RevokeRequest,
     UploadResult,
 )
@@ -276,14 +278,20 @@ def get_attestation(
         return detail(row)
 
 
-@router.post("/{attestation_id}/revoke", response_model=AttestationDetail)
+# Called after a revocation with the digests it covered; each returns the running workloads
+# it affects. Registered from app.main by packages above this one (continuous validation).
+RevocationListener = Callable[[list[str]], list[dict[str, Any]]]
+
+
+@router.post("/{attestation_id}/revoke", response_model=RevocationResult)
 def revoke(
     request: Request,
     attestation_id: str,
     body: RevokeRequest,
     principal: Annotated[Principal, Depends(require(Scope.ADMIN))],
-) -> AttestationDetail:
-    """Revoke an attestation: it no longer satisfies any requirement, from this answer on."""
+) -> RevocationResult:
+    """Revoke an attestation: it no longer satisfies any requirement, from this answer on. The
+    answer lists the running workloads it affects (when continuous validation watches them)."""
     reason = body.reason.strip()
     if not reason:
         raise ApiError(400, "invalid_request", "reason must not be blank")
@@ -297,7 +305,12 @@ def revoke(
     with db.session() as session:
         stored = service.get_attestation(session, row.id)
         assert stored is not None
-        return detail(stored)
+        result = RevocationResult(**detail(stored).model_dump())
+        digests = sorted({f"{s.algorithm}:{s.digest}" for s in stored.subjects})
+    listeners: list[RevocationListener] = getattr(request.app.state, "revocation_listeners", [])
+    for listener in listeners:
+        result.affected_workloads += listener(digests)
+    return result
 
 
 @router.get("/{attestation_id}/raw", response_class=Response)

@@ -57,6 +57,12 @@ class AttestationDetail(AttestationSummary):
     revoked_reason: str | None
 
 
+class RevocationResult(AttestationDetail):
+    # What the revocation touches in running clusters, from the listeners registered for it
+    # (continuous validation, when enabled): filled by packages above this one.
+    affected_workloads: list[dict[str, Any]] = []
+
+
 class UploadResult(BaseModel):
     status: Literal["created", "existing", "rejected"]
     id: str | None = Field(None, description="attestation id, when stored or already present")

@@ -1,7 +1,7 @@
 """attestations: every trust root that verifies an attestation, not only the first
 
 Revision ID: 0011
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-03 18:00:00
 
 A keyless bundle whose CA is in several configured roots (a custom trust/<name>.json sharing
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 revision = '0011'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
