@@ -113,13 +113,10 @@ def _add_to_referrers_tag(
     descriptor: dict[str, Any],
     deadline: Deadline,
 ) -> None:
+    # Every manifest type accepted: distribution answers 404 for an image manifest the Accept
+    # header leaves out, and a squatting image would then be overwritten.
     current = client.manifest(
-        target.registry,
-        target.repository,
-        tag,
-        deadline,
-        credential=target.credential,
-        accept=(OCI_INDEX,),
+        target.registry, target.repository, tag, deadline, credential=target.credential
     )
     if current is None:
         index: dict[str, Any] = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
