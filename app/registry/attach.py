@@ -3,8 +3,8 @@
 The artifact (here a Sigstore bundle) becomes the one layer of an OCI image manifest whose
 ``subject`` is the image's manifest descriptor, with the empty config
 (``application/vnd.oci.empty.v1+json``, the two bytes ``{}``) and ``artifactType`` the layer's
-media type: the shape of the OCI image spec's artifact guidance, and the one ``@sigstore/oci``
-(GitHub's actions/attest) and cosign's ``--new-bundle-format`` write.
+media type: the shape of the OCI image spec's artifact guidance, and the one cosign's bundle
+specification (``specs/BUNDLE_SPEC.md``) and ``@sigstore/oci`` (GitHub's actions/attest) give.
 
 A registry with the referrers API indexes the subject itself and says so with ``OCI-Subject``
 on the manifest PUT. One without it (distribution 2.8, so still many private registries) gets
@@ -59,6 +59,7 @@ def attach(
     artifact_type: str,
     annotations: dict[str, str],
     deadline: Deadline,
+    layer_annotations: dict[str, str] | None = None,
 ) -> Attached:
     """Upload ``artifact`` and a manifest naming ``subject`` (the image as the registry serves
     it), then make it findable by the referrers API or the referrers tag."""
@@ -75,7 +76,14 @@ def attach(
         "mediaType": OCI_MANIFEST,
         "artifactType": artifact_type,
         "config": {"mediaType": EMPTY_MEDIA_TYPE, "digest": config, "size": len(EMPTY_BLOB)},
-        "layers": [{"mediaType": artifact_type, "digest": layer, "size": len(artifact)}],
+        "layers": [
+            {
+                "mediaType": artifact_type,
+                "digest": layer,
+                "size": len(artifact),
+                **({"annotations": layer_annotations} if layer_annotations else {}),
+            }
+        ],
         "subject": {
             "mediaType": subject.media_type,
             "digest": subject.digest,

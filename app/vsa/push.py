@@ -3,9 +3,10 @@
 It goes as a Sigstore bundle (``application/vnd.dev.sigstore.bundle.v0.3+json``, both the
 manifest's ``artifactType`` and the layer's media type, with the annotations
 ``dev.sigstore.bundle.content: dsse-envelope`` and ``dev.sigstore.bundle.predicateType``):
-that is what ``@sigstore/oci`` (GitHub's actions/attest), cosign's ``--new-bundle-format`` and
-``gh attestation verify --bundle-from-oci`` write and look for, and what Provenant's own
-registry discovery takes. A bare DSSE envelope has no referrer media type those tools list.
+that is the layout of cosign's bundle specification (``specs/BUNDLE_SPEC.md``, what
+``--new-bundle-format`` attaches) and of ``@sigstore/oci`` (GitHub's actions/attest), so the
+tools that look for attestations beside images find it, and Provenant's own discovery takes it.
+A bare DSSE envelope has no referrer media type those tools list.
 The bundle carries no log entry (see ``envelope.as_bundle``); Provenant's discovery hands it
 on as its DSSE envelope, verified with the consumer's keys.
 """
@@ -17,7 +18,7 @@ import json
 from typing import Any
 
 from app.registry.attach import Attached, attach
-from app.registry.client import Deadline, Fetched, RegistryClient
+from app.registry.client import Deadline, Fetched, RegistryClient, sha256_digest
 from app.registry.discovery import Target
 from app.vsa.envelope import BUNDLE_MEDIA_TYPE, as_bundle
 from app.vsa.summary import VSA_PREDICATE_TYPE
@@ -76,4 +77,9 @@ def push_vsa(
             "dev.sigstore.bundle.predicateType": VSA_PREDICATE_TYPE,
         },
         deadline,
+        # The file name oras and others save the layer as (cosign's bundle spec).
+        {
+            "org.opencontainers.image.title": sha256_digest(bundle).replace(":", "-")
+            + ".sigstore.json"
+        },
     )
