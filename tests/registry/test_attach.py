@@ -14,7 +14,7 @@ import pytest
 from app.registry.attach import EMPTY_MEDIA_TYPE, _add_to_referrers_tag, attach, referrers_tag
 from app.registry.client import OCI_INDEX, OCI_MANIFEST, Deadline, Fetched, RegistryClient
 from app.registry.credentials import Credential
-from app.registry.discovery import Target, discover
+from app.registry.discovery import Target, _logless_envelope, discover
 from app.registry.errors import RegistryError
 from tests.registry.tools import (
     BUNDLE_V03,
@@ -217,3 +217,24 @@ def test_a_registry_with_the_referrers_api_is_left_to_index_the_subject() -> Non
     assert attached.referrers_api and attached.fallback_tag is None
     assert [m for m, p in seen if "/manifests/" in p] == ["PUT"]
     assert not any(referrers_tag(digest) in p for _, p in seen)
+
+
+def test_only_a_key_signed_bundle_without_log_or_timestamp_is_unwrapped() -> None:
+    envelope = {"payloadType": "application/vnd.in-toto+json", "payload": "e30=", "signatures": []}
+
+    def bundle(material: dict[str, object]) -> bytes:
+        return json.dumps(
+            {"mediaType": BUNDLE_V03, "verificationMaterial": material, "dsseEnvelope": envelope}
+        ).encode()
+
+    logless = bundle({"publicKey": {"hint": "k"}, "tlogEntries": []})
+    assert json.loads(_logless_envelope(logless)) == envelope
+    for kept in (
+        bundle({"publicKey": {"hint": "k"}, "tlogEntries": [{"logIndex": "1"}]}),
+        bundle(
+            {"publicKey": {"hint": "k"}, "timestampVerificationData": {"rfc3161Timestamps": [{}]}}
+        ),
+        bundle({"certificate": {"rawBytes": "AA=="}, "tlogEntries": []}),
+        b"not json",
+    ):
+        assert _logless_envelope(kept) == kept
