@@ -1,4 +1,5 @@
-"""An OCI distribution (v2) client on httpx: manifests, indexes, blobs and the referrers API.
+"""An OCI distribution (v2) client on httpx: manifests, indexes, blobs and the referrers API,
+and the three writes that attach an artifact (blob upload, manifest PUT).
 
 What registries need and a plain HTTP client lacks, written once here:
 
@@ -179,7 +180,8 @@ class RegistryClient:
         self._lock = threading.Lock()
         self._clients: dict[str, httpx.Client] = {}
         self._slots: dict[str, threading.BoundedSemaphore] = {}
-        self._tokens: dict[tuple[str, str, str | None], tuple[str, float]] = {}
+        # Keyed by (registry, repository, user, push): a pull token cannot push.
+        self._tokens: dict[tuple[str, str, str | None, bool], tuple[str, float]] = {}
         self.requests = 0  # every HTTP request sent (bench: registry requests per image)
         # Registries found without the referrers API, until when: a registry gains the API by
         # an upgrade, not between two pulls, so one probe per registry every few minutes will
@@ -318,6 +320,97 @@ class RegistryClient:
             self._no_referrers[registry] = time.monotonic() + REFERRERS_PROBE_SECONDS
         return None
 
+    # -- the writes (attaching an artifact) ------------------------------------------------
+
+    def push_blob(
+        self,
+        registry: str,
+        repository: str,
+        data: bytes,
+        deadline: Deadline,
+        *,
+        credential: Credential | None = None,
+    ) -> str:
+        """Upload ``data`` as one blob (POST, then a monolithic PUT); its digest.
+
+        A blob already in the repository (HEAD 200) is not sent again: uploads are by content.
+        """
+        digest = sha256_digest(data)
+        path = f"/v2/{repository}/blobs/{digest}"
+        head = self._request("HEAD", registry, repository, path, deadline, credential, push=True)
+        if head.status == 200:
+            return digest
+        start = self._request(
+            "POST",
+            registry,
+            repository,
+            f"/v2/{repository}/blobs/uploads/",
+            deadline,
+            credential,
+            push=True,
+        )
+        self._raise_for_status(start, registry, f"blob upload to {repository}")
+        if not start.headers.get("location"):
+            raise RegistryError(
+                E.UNAVAILABLE, f"{registry} started an upload without a Location", registry=registry
+            )
+        # The Location may be relative, and already carries the upload's state as a query.
+        location = httpx.URL(self._base_url(registry)).join(start.headers["location"])
+        put = self._request(
+            "PUT",
+            registry,
+            repository,
+            str(location.copy_merge_params({"digest": digest})),
+            deadline,
+            credential,
+            push=True,
+            content=data,
+            content_type="application/octet-stream",
+        )
+        self._raise_for_status(put, registry, f"blob {digest} upload to {repository}")
+        return digest
+
+    def put_manifest(
+        self,
+        registry: str,
+        repository: str,
+        reference: str,
+        content: bytes,
+        media_type: str,
+        deadline: Deadline,
+        *,
+        credential: Credential | None = None,
+    ) -> tuple[str, bool]:
+        """PUT a manifest or index at a tag or digest; its digest, and whether the registry
+        answered ``OCI-Subject`` (it indexed the ``subject`` itself: the referrers API)."""
+        if len(content) > self.max_manifest_bytes:
+            raise RegistryError(
+                E.MANIFEST_TOO_LARGE,
+                f"a {len(content)}-byte manifest is over the {self.max_manifest_bytes}-byte limit",
+                registry=registry,
+            )
+        digest = sha256_digest(content)
+        response = self._request(
+            "PUT",
+            registry,
+            repository,
+            f"/v2/{repository}/manifests/{reference}",
+            deadline,
+            credential,
+            push=True,
+            content=content,
+            content_type=media_type,
+        )
+        self._raise_for_status(response, registry, f"manifest {repository}:{reference}")
+        stored = response.headers.get("docker-content-digest")
+        if stored and stored != digest:
+            raise RegistryError(
+                E.DIGEST_MISMATCH,
+                f"{registry} stored the manifest as {stored}, not its digest {digest}",
+                registry=registry,
+            )
+        return digest, bool(response.headers.get("oci-subject"))
+
     # -- HTTP ------------------------------------------------------------------------------
 
     def _get(
@@ -332,7 +425,37 @@ class RegistryClient:
         limit: int,
         too_large: str,
     ) -> _Response:
-        url = self._base_url(registry) + path
+        return self._request(
+            "GET",
+            registry,
+            repository,
+            path,
+            deadline,
+            credential,
+            accept=accept,
+            limit=limit,
+            too_large=too_large,
+        )
+
+    def _request(
+        self,
+        method: str,
+        registry: str,
+        repository: str,
+        path: str,
+        deadline: Deadline,
+        credential: Credential | None,
+        *,
+        push: bool = False,
+        content: bytes | None = None,
+        content_type: str | None = None,
+        accept: str = "*/*",
+        limit: int = 64 * 1024,
+        too_large: str = E.MANIFEST_TOO_LARGE,
+    ) -> _Response:
+        """One request with the token flow and retries; ``path`` may be a whole URL (an upload
+        Location). ``push`` asks the token service for ``pull,push`` on the repository."""
+        url = path if "://" in path else self._base_url(registry) + path
         for attempt in range(self.retries + 1):
             with self._slot(registry, deadline):
                 response = self._send(
@@ -342,13 +465,27 @@ class RegistryClient:
                     accept,
                     limit,
                     too_large,
-                    self._auth_header(registry, repository, credential),
+                    self._auth_header(registry, repository, credential, push),
+                    method=method,
+                    content=content,
+                    content_type=content_type,
                 )
                 if response.status == 401:
                     header = self._authenticate(
-                        registry, repository, response, credential, deadline
+                        registry, repository, response, credential, deadline, push
                     )
-                    response = self._send(registry, url, deadline, accept, limit, too_large, header)
+                    response = self._send(
+                        registry,
+                        url,
+                        deadline,
+                        accept,
+                        limit,
+                        too_large,
+                        header,
+                        method=method,
+                        content=content,
+                        content_type=content_type,
+                    )
                     if response.status == 401:
                         raise RegistryError(
                             E.UNAUTHORIZED,
@@ -390,22 +527,28 @@ class RegistryClient:
         limit: int,
         too_large: str,
         authorization: str | None,
+        *,
+        method: str = "GET",
+        content: bytes | None = None,
+        content_type: str | None = None,
     ) -> _Response:
-        remaining = deadline.left(f"GET {url}", registry)
+        remaining = deadline.left(f"{method} {url}", registry)
         headers = {"Accept": accept, "User-Agent": f"provenant/{__version__}"}
         if authorization:
             headers["Authorization"] = authorization
+        if content_type:
+            headers["Content-Type"] = content_type
         client = self._client(registry)
         self.requests += 1
         try:
             with client.stream(
-                "GET", url, headers=headers, timeout=httpx.Timeout(remaining)
+                method, url, headers=headers, content=content, timeout=httpx.Timeout(remaining)
             ) as response:
                 body = self._read(response, registry, url, deadline, limit, too_large)
                 return _Response(response.status_code, response.headers, body)
         except httpx.TimeoutException as exc:
             raise RegistryError(
-                E.TIMEOUT, f"{registry} did not answer GET {url} in time", registry=registry
+                E.TIMEOUT, f"{registry} did not answer {method} {url} in time", registry=registry
             ) from exc
         except httpx.HTTPError as exc:
             raise RegistryError(
@@ -466,9 +609,9 @@ class RegistryClient:
     # -- authentication --------------------------------------------------------------------
 
     def _auth_header(
-        self, registry: str, repository: str, credential: Credential | None
+        self, registry: str, repository: str, credential: Credential | None, push: bool = False
     ) -> str | None:
-        key = (registry, repository, credential.username if credential else None)
+        key = (registry, repository, credential.username if credential else None, push)
         with self._lock:
             cached = self._tokens.get(key)
         if cached is not None and cached[1] > time.monotonic():
@@ -482,9 +625,10 @@ class RegistryClient:
         response: _Response,
         credential: Credential | None,
         deadline: Deadline,
+        push: bool = False,
     ) -> str | None:
         scheme, params = parse_challenge(response.headers.get("www-authenticate", ""))
-        key = (registry, repository, credential.username if credential else None)
+        key = (registry, repository, credential.username if credential else None, push)
         if scheme == "basic":
             if credential is None or credential.username is None:
                 return None
@@ -499,6 +643,10 @@ class RegistryClient:
                 f"{registry} answered 401 with an unusable challenge {scheme!r}",
                 registry=registry,
             )
+        if push:
+            # The challenge names what this one request needs (a HEAD asks only pull); an
+            # upload's requests share one token that may write.
+            params = {**params, "scope": f"repository:{repository}:pull,push"}
         token, lifetime = self._fetch_token(registry, repository, params, credential, deadline)
         value = f"Bearer {token}"
         with self._lock:

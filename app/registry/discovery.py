@@ -185,7 +185,7 @@ def _referrer(
         layer_digest = layer["digest"]
 
         def take(layer_digest: str = layer_digest) -> None:
-            document = _blob(client, target, layer_digest, deadline)
+            document = _logless_envelope(_blob(client, target, layer_digest, deadline))
             _require_statement_names(document, target.digest)
             result.found.append(
                 Found(scheme, digest, layer_digest, document, _is_message_signature(document))
@@ -314,3 +314,25 @@ def _statement_subjects(document: bytes) -> list[dict[str, str]] | None:
     return [
         s["digest"] for s in subjects if isinstance(s, dict) and isinstance(s.get("digest"), dict)
     ]
+
+
+def _logless_envelope(document: bytes) -> bytes:
+    """A key-signed DSSE bundle with no log entry nor timestamp (a Provenant VSA, ``cosign
+    attest --key --tlog-upload=false``) is its DSSE envelope and nothing more: handed on as
+    that envelope, it is verified like an uploaded one, with the policy directory's keys, as
+    a cosign ``.att`` layer without a certificate already is. Anything else is left whole."""
+    try:
+        parsed = json.loads(document)
+        material = parsed["verificationMaterial"]
+        envelope = parsed["dsseEnvelope"]
+    except (ValueError, KeyError, TypeError):
+        return document
+    if (
+        not isinstance(material, dict)
+        or not isinstance(envelope, dict)
+        or "publicKey" not in material
+        or material.get("tlogEntries")
+        or material.get("timestampVerificationData")
+    ):
+        return document
+    return json.dumps(envelope, separators=(",", ":")).encode()

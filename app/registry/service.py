@@ -417,21 +417,24 @@ def from_settings(
     settings: Any, db: Database, trust: Callable[[], TrustStore | None]
 ) -> RegistryService:
     """The process's registry service, configured by ``Settings`` (``PROVENANT_REGISTRY_*``)."""
-    client = RegistryClient(
+    keychain = Keychain(settings.registry_auth_file, settings.registry_pull_secrets_dir)
+    return RegistryService(
+        db,
+        trust,
+        client_from_settings(settings),
+        keychain,
+        timeout=settings.registry_timeout,
+        negative_seconds=settings.registry_negative_cache_seconds,
+        tag_seconds=settings.registry_tag_cache_seconds,
+    )
+
+
+def client_from_settings(settings: Any) -> RegistryClient:
+    return RegistryClient(
         certs_dir=settings.registry_certs_dir,
         insecure=[h for h in settings.registry_insecure.split(",") if h.strip()],
         concurrency=settings.registry_concurrency,
         retries=settings.registry_retries,
         max_manifest_bytes=settings.registry_max_manifest_bytes,
         max_blob_bytes=settings.registry_max_blob_bytes,
-    )
-    keychain = Keychain(settings.registry_auth_file, settings.registry_pull_secrets_dir)
-    return RegistryService(
-        db,
-        trust,
-        client,
-        keychain,
-        timeout=settings.registry_timeout,
-        negative_seconds=settings.registry_negative_cache_seconds,
-        tag_seconds=settings.registry_tag_cache_seconds,
     )

@@ -1,11 +1,8 @@
-"""``provenant vsa get|verify|rotate-key|policy-digest``.
-
-``provenant vsa push`` (attach a VSA to an image as an OCI referrer) waits for the registry
-client; until then, upload a VSA to another Provenant with ``provenant upload``.
-"""
+"""``provenant vsa get|verify|push|rotate-key|policy-digest``."""
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,6 +82,107 @@ def get(
     result = response.headers.get("X-VSA-Result", "?")
     typer.echo(
         f"{output}: VSA {result} for {digest}, key {response.headers.get('X-VSA-Key-Id', '?')}",
+        err=True,
+    )
+    if result != "PASSED":
+        raise typer.Exit(1)
+
+
+def _fetch_vsa(digest: str, image: str, policy: str | None, server: str | None) -> bytes:
+    """The server's VSA of ``image@digest`` as a Sigstore bundle (exit 2 on errors)."""
+    import httpx
+
+    settings = get_settings()
+    if not settings.token:
+        typer.echo("error: set PROVENANT_TOKEN to a token with the read scope", err=True)
+        raise typer.Exit(2)
+    params = {"image": image, "format": "bundle", **({"policy": policy} if policy else {})}
+    headers = {"Authorization": f"Bearer {settings.token}"}
+    try:
+        with httpx.Client(base_url=server or settings.server, headers=headers, timeout=60) as c:
+            response = c.get(f"/v1/artifacts/{digest}/vsa", params=params)
+    except httpx.TransportError as exc:
+        typer.echo(f"error: cannot reach the server: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if response.status_code != 200:
+        try:
+            error = response.json()["error"]
+            message = f"{error['code']}: {error['message']}"
+        except (ValueError, KeyError, TypeError):
+            message = response.text[:300]
+        typer.echo(f"error: {response.status_code} {message}", err=True)
+        raise typer.Exit(2)
+    return response.content
+
+
+@vsa_cli.command("push")
+def push(
+    image: Annotated[str, typer.Argument(help="IMAGE:tag or IMAGE@sha256:<digest>")],
+    policy: Annotated[
+        str | None, typer.Option(help="ImagePolicy name (default: the one selecting IMAGE)")
+    ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            "-f",
+            exists=True,
+            dir_okay=False,
+            help="Push this VSA (from vsa get) instead of asking the server",
+        ),
+    ] = None,
+    server: Annotated[str | None, typer.Option(help="Server URL [env PROVENANT_SERVER]")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds for the whole push")] = 60.0,
+) -> None:
+    """Attach the image's VSA to it in its registry as an OCI referrer (a Sigstore bundle;
+    the referrers tag sha256-<hex> is kept up to date for registries without the referrers
+    API). Credentials: PROVENANT_REGISTRY_AUTH_FILE. A tag is resolved to its digest first.
+    Exits 0 when a PASSED VSA was pushed, 1 for a FAILED one (still pushed), 2 on errors."""
+    from app.registry.client import Deadline
+    from app.registry.credentials import Keychain
+    from app.registry.discovery import Target
+    from app.registry.errors import RegistryError
+    from app.registry.service import client_from_settings, parse_reference
+    from app.vsa.push import NotPushable, push_vsa, pushable_bundle
+
+    settings = get_settings()
+    deadline = Deadline.after(timeout)
+    client = client_from_settings(settings)
+    try:
+        ref = parse_reference(image)
+        if ref.digest is not None and ref.digest[0] != "sha256":
+            raise typer.BadParameter("only sha256 image digests are supported")
+        credential = Keychain(settings.registry_auth_file).lookup(ref.registry)
+        reference = ref.digest_string or ref.tag or "latest"
+        subject = client.manifest(
+            ref.registry, ref.repository, reference, deadline, credential=credential
+        )
+        if subject is None:
+            typer.echo(f"error: {ref.name}:{reference} not found on {ref.registry}", err=True)
+            raise typer.Exit(2)
+        document = (
+            file.read_bytes()
+            if file is not None
+            else _fetch_vsa(subject.digest, ref.name, policy, server)
+        )
+        bundle = pushable_bundle(document, subject.digest)
+        target = Target(ref.registry, ref.repository, subject.digest, credential)
+        attached = push_vsa(client, target, subject, bundle, deadline)
+    except NotPushable as exc:
+        typer.echo(f"error: {file or 'the VSA'}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except RegistryError as exc:
+        typer.echo(f"error: {exc.code}: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        client.close()
+    how = "referrers API" if attached.referrers_api else f"referrers tag {attached.fallback_tag}"
+    statement = json.loads(base64.b64decode(json.loads(bundle)["dsseEnvelope"]["payload"]))
+    result = statement["predicate"].get("verificationResult", "?")
+    typer.echo(f"{ref.name}@{attached.manifest_digest}")
+    typer.echo(
+        f"attached VSA {result} to {ref.name}@{subject.digest} as referrer "
+        f"{attached.manifest_digest} ({how})",
         err=True,
     )
     if result != "PASSED":

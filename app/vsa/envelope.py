@@ -29,7 +29,8 @@ def sign_statement(statement: dict[str, Any], signer: VsaSigner) -> dict[str, An
 def as_bundle(envelope: dict[str, Any], key_id: str) -> dict[str, Any]:
     """The envelope as a Sigstore bundle signed with a public key named by its hint. It carries
     no transparency log entry: verify it with the public key and no log (e.g. cosign's
-    ``--insecure-ignore-tlog``); Provenant's own ingest wants the DSSE form."""
+    ``--insecure-ignore-tlog``); Provenant's upload wants the DSSE form, and its registry
+    discovery unwraps this bundle to it (``vsa push``)."""
     return {
         "mediaType": BUNDLE_MEDIA_TYPE,
         "verificationMaterial": {"publicKey": {"hint": key_id}, "tlogEntries": []},
