@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from app import __version__
+from app import __version__, limits
 from app.admission import fast_path
 from app.admission.cache import DecisionCache, IndexVersionReader
 from app.admission.recorder import DecisionRecorder
@@ -29,7 +29,8 @@ from app.health import router as health_router
 from app.metrics import Metrics, MetricsMiddleware
 from app.policy.router import router as policy_router
 from app.policy.store import PolicyStore, install_sighup_reload
-from app.settings import Settings, get_settings
+from app.request_guard import RefuseUnrepresentable
+from app.settings import Settings, get_settings, input_limits
 
 
 class ProvenantAPI(FastAPI):
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         lifespan=lifespan,
     )
     app.state.settings = settings
+    limits.configure(input_limits(settings))
     app.state.db = Database(settings.database_url, pool_size=settings.db_pool_size)
     app.state.policies = PolicyStore(settings.policy_dir)
     # Per process; invalidated through the database on uploads and revocations (the index
@@ -97,6 +99,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.state.metrics = Metrics()
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
     app.admission_fast_path = fast_path.AdmissionFastPath(app.state.metrics)
+    app.add_middleware(RefuseUnrepresentable)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     app.include_router(health_router)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -77,12 +78,16 @@ def ingest(
     subject: MessageSubject | None = None,
     line: int | None = None,
     detected: DetectedUpload | None = None,
+    record_rejection: bool = True,
 ) -> Outcome:
     """Verify and store one document; duplicates return the stored record unchanged.
 
     ``detected`` is the upload as the router already parsed it (format and JSON), so the body
     is not parsed twice; without it (.intoto.jsonl lines) the document is detected here.
+    ``record_rejection=False`` leaves recording a rejection to the caller (one event for all
+    the rejected lines of a .intoto.jsonl upload).
     """
+    reject = _record_rejection if record_rejection else _not_recorded
     from app.verification.verify import verify_document, verify_parsed
 
     digest = sha256_hex(raw)
@@ -100,7 +105,7 @@ def ingest(
         else:
             document = verify_document(raw, trust, message_digest=message_digest)
     except VerificationError as exc:
-        record_rejection(db, uploader, raw, exc, line=line)
+        reject(db, uploader, raw, exc, line=line)
         return Outcome("rejected", digest, error=exc)
     except Exception as exc:
         # A library tripping over hostile input must not become a 500, and must never let the
@@ -109,13 +114,13 @@ def ingest(
         error = VerificationError(
             UNVERIFIABLE, f"the document could not be verified ({type(exc).__name__})"
         )
-        record_rejection(db, uploader, raw, error, line=line)
+        reject(db, uploader, raw, error, line=line)
         return Outcome("rejected", digest, error=error)
     if known is not None:
         # Same bytes re-verified against a different claimed subject: keep the first record.
         with db.session() as session:
             return _existing(session, digest)
-    return _store(db, document, raw, digest, uploader=uploader, subject=subject)
+    return _store(db, document, raw, digest, uploader=uploader, subject=subject, reject=reject)
 
 
 def _existing(session: Session, digest: str) -> Outcome:
@@ -145,6 +150,7 @@ def _store(
     *,
     uploader: str,
     subject: MessageSubject | None,
+    reject: Callable[..., None],
 ) -> Outcome:
     subjects = list(document.subjects)
     if document.content_kind == "message-signature" and subject is not None:
@@ -157,7 +163,7 @@ def _store(
             f"{oversized} is longer than {MAX_INDEXED_LENGTH} characters; "
             "no real artifact has such a value",
         )
-        record_rejection(db, uploader, raw, error)
+        reject(db, uploader, raw, error)
         return Outcome("rejected", digest, error=error)
     # Checked and hashed before the transaction: the audit log's lock is held from the append
     # to the commit, so nothing that can be done without it is done under it.
@@ -339,6 +345,7 @@ def record_rejection(
     *,
     size: int | None = None,
     line: int | None = None,
+    lines: list[dict[str, Any]] | None = None,
 ) -> None:
     payload: dict[str, Any] = {
         "sha256": sha256_hex(raw) if raw is not None else None,
@@ -348,8 +355,17 @@ def record_rejection(
     }
     if line is not None:
         payload["line"] = line
+    if lines is not None:
+        payload["lines"] = lines
     with db.session() as session:
         record_event(session, "attestation.rejected", uploader, payload)
+
+
+_record_rejection = record_rejection
+
+
+def _not_recorded(*_args: object, **_kwargs: object) -> None:
+    return None
 
 
 def malformed(message: str) -> VerificationError:

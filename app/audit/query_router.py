@@ -25,6 +25,7 @@ from app.auth.dependencies import require
 from app.auth.schemas import Principal, Scope
 from app.errors import ApiError
 from app.policy.loader import PolicyLoadError
+from app.request_body import json_body, request_body
 
 router = APIRouter(tags=["audit"])
 
@@ -146,11 +147,11 @@ class SimulateRequest(BaseModel):
     examples: int = Field(10, ge=0, le=100, description="examples per direction")
 
 
-@router.post("/v1/policies/simulate")
+@router.post("/v1/policies/simulate", openapi_extra=request_body(SimulateRequest))
 def simulate_policies(
-    body: SimulateRequest,
     request: Request,
     principal: Annotated[Principal, Depends(require(Scope.ADMIN))],
+    body: Annotated[SimulateRequest, Depends(json_body(SimulateRequest, require(Scope.ADMIN)))],
 ) -> dict[str, Any]:
     """Replay the window's recorded admission requests against the proposed policies; nothing
     is enforced or recorded as a decision."""

@@ -16,6 +16,7 @@ from app.policy.engine import evaluate_images
 from app.policy.loader import CompiledPolicy
 from app.policy.lookup import db_lookup
 from app.policy.store import PolicySet, PolicyStore
+from app.request_body import json_body, request_body
 
 router = APIRouter(tags=["policies"])
 
@@ -101,11 +102,11 @@ def reload_policies(
     return describe(_active(store), store)
 
 
-@router.post("/v1/evaluate")
+@router.post("/v1/evaluate", openapi_extra=request_body(EvaluateRequest))
 def evaluate(
-    body: EvaluateRequest,
     request: Request,
     _principal: Annotated[Principal, Depends(require(Scope.READ))],
+    body: Annotated[EvaluateRequest, Depends(json_body(EvaluateRequest, require(Scope.READ)))],
 ) -> dict[str, Any]:
     """What admission would decide now, with the explanation; nothing is recorded."""
     active = _active(_store(request))
