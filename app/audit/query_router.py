@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.audit import artifacts, simulate
 from app.audit.queries import (
     DecisionFilter,
+    IsoTime,
     QueryError,
     decision_summary,
     decode_cursor,
@@ -58,8 +59,8 @@ def list_decisions(
     name: str | None = None,
     allowed: bool | None = None,
     policy: Annotated[str | None, Query(description="an ImagePolicy that evaluated it")] = None,
-    since: Annotated[datetime | None, Query(description="at or after this time")] = None,
-    until: Annotated[datetime | None, Query(description="before this time")] = None,
+    since: Annotated[IsoTime | None, Query(description="at or after this time")] = None,
+    until: Annotated[IsoTime | None, Query(description="before this time")] = None,
     cursor: Cursor = None,
     limit: Limit = PAGE,
 ) -> dict[str, Any]:
@@ -141,8 +142,8 @@ class SimulateRequest(BaseModel):
         description="the proposed directory's YAML documents (one multi-document text, read as "
         "policies.yaml) or {files: {name.yaml: text}}"
     )
-    since: datetime | None = Field(None, description="default: 24 hours before until")
-    until: datetime | None = Field(None, description="default: now")
+    since: IsoTime | None = Field(None, description="default: 24 hours before until")
+    until: IsoTime | None = Field(None, description="default: now")
     max_decisions: int = Field(10_000, ge=1, le=100_000)
     examples: int = Field(10, ge=0, le=100, description="examples per direction")
 

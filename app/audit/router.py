@@ -9,6 +9,7 @@ from typing import Annotated, Literal, TypeVar
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
+from app.audit.queries import IsoTime
 from app.audit.schemas import (
     CheckpointOut,
     ConsistencyProofOut,
@@ -120,7 +121,7 @@ def consistency_proof(
 def list_events(
     log: Log,
     type: Annotated[str | None, Query(max_length=64, description="exact event type")] = None,
-    since: Annotated[datetime | None, Query(description="events at or after this time")] = None,
+    since: Annotated[IsoTime | None, Query(description="events at or after this time")] = None,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventPage:
