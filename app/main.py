@@ -27,6 +27,7 @@ from app.db import Database
 from app.errors import install_error_handlers
 from app.health import router as health_router
 from app.metrics import Metrics, MetricsMiddleware
+from app.policy import load_events as policy_load_events
 from app.policy.router import router as policy_router
 from app.policy.store import PolicyStore, install_sighup_reload
 from app.request_guard import RefuseUnrepresentable
@@ -61,7 +62,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.policies.reload()
+        app.state.policies.reload(trigger="startup", actor="system:startup")
         install_sighup_reload(app.state.policies)
         await app.state.decision_recorder.start()
         if server_process:  # process-wide: not for apps embedded in tests or tools
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     )
     app.state.admission_slots = asyncio.Semaphore(settings.admission_concurrency)
     app.state.policies.listeners.append(app.state.admission_cache.clear)
+    app.state.policies.recorders.append(policy_load_events.recorder(app.state.db))
     app.state.metrics = Metrics()
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
     app.admission_fast_path = fast_path.AdmissionFastPath(app.state.metrics)

@@ -112,7 +112,7 @@ def parse_review(body: bytes) -> AdmissionReview:
     try:
         # Bounded, and one reading only: the review is recorded as received, so a repeated
         # key or text PostgreSQL cannot store is refused here, alike on every database.
-        data = strict_json.loads(body, "the AdmissionReview")
+        data = strict_json.loads(body, "the body")
     except VerificationError as exc:
         if exc.code == MALFORMED:
             raise ApiError(400, "malformed_review", exc.message) from exc
