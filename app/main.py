@@ -27,6 +27,7 @@ from app.db import Database
 from app.errors import install_error_handlers
 from app.health import router as health_router
 from app.metrics import Metrics, MetricsMiddleware
+from app.openapi import install_openapi
 from app.policy import load_events as policy_load_events
 from app.policy.router import router as policy_router
 from app.policy.store import PolicyStore, install_sighup_reload
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.include_router(admission_router)
     app.include_router(audit_router)
     app.include_router(query_router)
+    install_openapi(app)
     return app
 
 

@@ -23,7 +23,16 @@ from app.verification.errors import MALFORMED, VerificationError
 router = APIRouter(tags=["admission"])
 
 
-@router.post("/k8s/validate")
+@router.post(
+    "/k8s/validate",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "an AdmissionReview (admission.k8s.io/v1 or v1beta1)",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def validate(
     request: Request, caller: Annotated[Principal, Depends(webhook_caller)]
 ) -> Response:

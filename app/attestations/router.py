@@ -87,8 +87,19 @@ def _trust(request: Request):  # noqa: ANN202
     responses={
         200: {"description": "already stored (same bytes): the existing record"},
         207: {"description": ".intoto.jsonl with some lines rejected: a result per line"},
-        413: {"description": "larger than PROVENANT_MAX_UPLOAD_BYTES"},
-        422: {"description": "verification failed: error.code says which check"},
+        413: {"description": "larger than PROVENANT_MAX_UPLOAD_BYTES, or too many lines"},
+        422: {"description": "refused or verification failed: error.code says which check"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "the document's bytes; the format is detected from the content",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
     },
 )
 async def upload(

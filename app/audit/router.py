@@ -80,7 +80,11 @@ def _checkpoint_out(log: AuditLog, checkpoint: SignedCheckpoint) -> CheckpointOu
     )
 
 
-@router.get("/checkpoint", response_model=CheckpointOut)
+@router.get(
+    "/checkpoint",
+    response_model=CheckpointOut,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 def get_checkpoint(
     log: Log,
     fresh: Annotated[bool, Query(description="sign the current tree now")] = False,
@@ -155,7 +159,11 @@ def verify(log: Log) -> VerifyOut:
     return VerifyOut(**log.verify().to_json())
 
 
-@router.get("/public-key", response_model=PublicKeyOut)
+@router.get(
+    "/public-key",
+    response_model=PublicKeyOut,
+    responses={200: {"content": {"application/x-pem-file": {"schema": {"type": "string"}}}}},
+)
 def public_key(
     log: Log,
     format: Annotated[Literal["json", "pem"], Query(description="pem: the PEM alone")] = "json",
