@@ -43,6 +43,8 @@ def _checked(call: Callable[[], T]) -> T:
         return call()
     except QueryError as exc:
         raise ApiError(400, "invalid_parameter", str(exc), {"parameter": exc.parameter}) from exc
+    except OverflowError as exc:  # e.g. the default window before 0001-01-01
+        raise ApiError(400, "invalid_parameter", f"time out of range: {exc}") from exc
 
 
 @router.get("/v1/decisions")

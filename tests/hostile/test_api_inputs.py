@@ -190,3 +190,13 @@ def test_iso_times_still_work(client: TestClient, db: Database, reader: dict) ->
     assert response.status_code == 200, response.text
     with db.session() as session:
         assert session.scalars(select(AuditEvent)).first() is not None or True
+
+
+def test_simulate_window_before_year_one_is_a_400(client: TestClient, admin: dict) -> None:
+    # Found by schemathesis: until=0001-01-01 made the default since overflow (500).
+    response = client.post(
+        "/v1/policies/simulate",
+        json={"documents": "", "until": "0001-01-01T00:00:00Z"},
+        headers=admin,
+    )
+    _error(response, 400, "invalid_parameter")
