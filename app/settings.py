@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(
         default=64,
         ge=8,
-        le=200,
+        le=200,  # what is stored must serialise back: pydantic stops near 255 levels
         description="Deepest nesting of arrays and objects in an uploaded document, its "
         "signed payload or an AdmissionReview",
     )
