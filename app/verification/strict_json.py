@@ -41,6 +41,14 @@ _STRING_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"\s*(:?)')
 _UNREPRESENTABLE = re.compile("[\x00\ud800-\udfff]")
 
 
+# Small documents without a backslash (most AdmissionReviews) are checked without walking the
+# parsed value in Python: with no escapes, a string holds no quote and no NUL.
+_SMALL = 256 * 1024
+_NOT_STRUCTURE = str.maketrans(dict.fromkeys(' \t\r\n"0123456789truefalsnE+-.:,'))
+_DIGITS_AS_ZERO = str.maketrans("123456789", "000000000")
+_NINETEEN_DIGITS = "0" * 19
+
+
 class _Refused(Exception):
     def __init__(self, error: VerificationError) -> None:
         super().__init__(error.message)
@@ -61,11 +69,15 @@ def loads(data: bytes | bytearray | memoryview | str, what: str = "the document"
         value = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise _orjson_refusal(text, str(exc), what, limits) from None
+    if len(text) <= _SMALL and "\\" not in text and _plain_text_holds(text, value, limits):
+        return value
     # orjson refuses raw control characters and lone surrogates, so text it read can hold
     # neither unless written as an escape.
     check_text = "\\u0000" in text
     try:
-        strings, floats = _check(value, what, limits, check_text)
+        strings, floats, deep = _scan(value, limits.max_json_depth)
+        if deep or check_text:
+            _check(value, what, limits, check_text)  # names where, and raises
         if floats and _LONG_DIGITS.search(text) is not None:
             value = json.loads(
                 text,
@@ -83,6 +95,23 @@ def loads(data: bytes | bytearray | memoryview | str, what: str = "the document"
     if strings != tokens:
         raise _duplicate(text, what)
     return value
+
+
+def _plain_text_holds(text: str, value: Any, limits: InputLimits) -> bool:
+    """For text without escapes: True when it is within the limits and repeats no key; False
+    when the general path must decide (it also names what is wrong)."""
+    bare = "".join(text.split('"')[::2])  # with no escapes, every other piece is a string
+    if _NINETEEN_DIGITS in bare.translate(_DIGITS_AS_ZERO):
+        return False  # an integer orjson may have read as a float
+    # A repeated key is a string token of the text that the parsed value does not hold.
+    if text.count('"') != orjson.dumps(value).count(b'"'):
+        return False
+    structure = bare.translate(_NOT_STRUCTURE)  # brackets only, strings gone
+    for _ in range(limits.max_json_depth):
+        if not structure:
+            return True
+        structure = structure.replace("[]", "").replace("{}", "")
+    return not structure
 
 
 def _orjson_refusal(text: str, reason: str, what: str, limits: InputLimits) -> VerificationError:
@@ -151,6 +180,41 @@ def _too_deep(what: str, limits: InputLimits, path: str) -> VerificationError:
         "(PROVENANT_MAX_JSON_DEPTH)",
         {"limit": "PROVENANT_MAX_JSON_DEPTH", "max": limits.max_json_depth},
     )
+
+
+def _scan(value: Any, max_depth: int) -> tuple[int, bool, bool]:
+    """The fast walk (the admission path parses every review): the number of strings, keys
+    included; whether a float was read (orjson reads integers beyond 64 bits as floats); and
+    whether the nesting exceeds ``max_depth``. ``_check`` then says where, when needed."""
+    strings = 0
+    floats = False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        kind = type(node)
+        if kind is dict:
+            if depth > max_depth:
+                return strings, floats, True
+            strings += len(node)
+            children: Any = node.values()
+        elif kind is list:
+            if depth > max_depth:
+                return strings, floats, True
+            children = node
+        else:
+            strings += kind is str
+            floats = floats or kind is float
+            continue
+        for item in children:
+            kind = type(item)
+            if kind is str:
+                strings += 1
+            elif kind is dict or kind is list:
+                push((item, depth + 1))
+            elif kind is float:
+                floats = True
+    return strings, floats, False
 
 
 def _check(value: Any, what: str, limits: InputLimits, check_text: bool) -> tuple[int, bool]:
