@@ -103,15 +103,16 @@ def _plain_text_holds(text: str, value: Any, limits: InputLimits) -> bool:
     bare = "".join(text.split('"')[::2])  # with no escapes, every other piece is a string
     if _NINETEEN_DIGITS in bare.translate(_DIGITS_AS_ZERO):
         return False  # an integer orjson may have read as a float
-    # A repeated key is a string token of the text that the parsed value does not hold.
-    if text.count('"') != orjson.dumps(value).count(b'"'):
-        return False
     structure = bare.translate(_NOT_STRUCTURE)  # brackets only, strings gone
     for _ in range(limits.max_json_depth):
         if not structure:
-            return True
+            break
         structure = structure.replace("[]", "").replace("{}", "")
-    return not structure
+    if structure:
+        return False  # too deep
+    # A repeated key is a string token of the text that the parsed value does not hold.
+    # (Dumped only now: orjson refuses to write values nested deeper than 254.)
+    return text.count('"') == orjson.dumps(value).count(b'"')
 
 
 def _orjson_refusal(text: str, reason: str, what: str, limits: InputLimits) -> VerificationError:
