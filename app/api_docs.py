@@ -34,7 +34,8 @@ ANY_TOKEN = "any"  # noqa: S105 - a scope name, not a secret
 
 def install_docs(app: FastAPI) -> None:
     """Serve /docs, /docs/oauth2-redirect and /redoc from local assets (create the app with
-    ``docs_url=None, redoc_url=None``) and complete its OpenAPI document."""
+    ``docs_url=None, redoc_url=None``). The OpenAPI document they show is built by
+    ``app.openapi.install_openapi``, which starts from ``complete_openapi``."""
     app.mount(ASSETS_URL, StaticFiles(directory=ASSETS), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
@@ -62,13 +63,6 @@ def install_docs(app: FastAPI) -> None:
             redoc_favicon_url=f"{ASSETS_URL}/favicon.png",
             with_google_fonts=False,
         )
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            app.openapi_schema = complete_openapi(app)
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def api_routes(app: FastAPI) -> list[Any]:

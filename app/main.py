@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from app import __version__
+from app import __version__, limits
 from app.admission import fast_path
 from app.admission.cache import DecisionCache, IndexVersionReader
 from app.admission.fetch import RegistryAccess, RegistryFetchFailed
@@ -32,12 +32,15 @@ from app.errors import install_error_handlers
 from app.gc_tuning import tune_gc
 from app.health import router as health_router
 from app.metrics import Metrics, MetricsMiddleware
+from app.openapi import install_openapi
+from app.policy import load_events as policy_load_events
 from app.policy.router import router as policy_router
 from app.policy.store import PolicyStore, install_sighup_reload
 from app.registry.errors import RegistryError
 from app.registry.router import router as registry_router
 from app.registry.service import RegistryService, TrustUnavailable, from_settings
-from app.settings import Settings, get_settings
+from app.request_guard import RefuseUnrepresentable
+from app.settings import Settings, get_settings, input_limits
 from app.vsa.router import router as vsa_router
 
 
@@ -71,7 +74,8 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The recorder child spends its first second importing: load the policies meanwhile.
         await asyncio.gather(
-            app.state.decision_recorder.start(), asyncio.to_thread(app.state.policies.reload)
+            app.state.decision_recorder.start(),
+            asyncio.to_thread(app.state.policies.reload, trigger="startup", actor="system:startup"),
         )
         install_sighup_reload(app.state.policies)
         if server_process:  # process-wide: not for apps embedded in tests or tools
@@ -98,6 +102,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         redoc_url=None,
     )
     app.state.settings = settings
+    limits.configure(input_limits(settings))
     app.state.db = Database(settings.database_url, pool_size=settings.db_pool_size)
     app.state.policies = PolicyStore(settings.policy_dir)
     # Per process; invalidated through the database on uploads and revocations (the index
@@ -116,6 +121,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     # Network at admission only for policies that opt in (fetchOnMiss, tagOnly: resolve).
     app.state.registry = registry_service(settings, app.state.db, app.state.policies)
     app.state.admission_registry = registry_access(app.state.registry, settings)
+    app.state.policies.recorders.append(policy_load_events.recorder(app.state.db))
     app.state.metrics = Metrics()
     # Continuous validation: hooks into policy reloads and revocations, registered here so that
     # policy and attestations never import it.
@@ -130,6 +136,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.state.metrics.registry.register(FindingsCollector(app.state.db))
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
     app.admission_fast_path = fast_path.AdmissionFastPath(app.state.metrics)
+    app.add_middleware(RefuseUnrepresentable)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     app.include_router(health_router)
@@ -141,8 +148,9 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
     app.include_router(query_router)
     app.include_router(vsa_router)
     app.include_router(registry_router)
-    install_docs(app)
     app.include_router(continuous_router)
+    install_docs(app)
+    install_openapi(app)  # after install_docs: it completes the document that one builds
     return app
 
 
@@ -196,4 +204,3 @@ def _message(what: str, exc: Exception, budget: float) -> str:
     code = getattr(exc, "code", "policies_unavailable")
     detail = getattr(exc, "message", str(exc))
     return f"{what} failed: {code}: {detail} (budget {budget:g}s)"
-

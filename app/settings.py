@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.limits import InputLimits
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PROVENANT_", extra="ignore")
@@ -26,6 +28,38 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(
         default=10 * 1024 * 1024, gt=0, description="Largest accepted upload body, in bytes"
+    )
+    # Limits on what a sender can make the server do (README "Limits"; docs/architecture.md).
+    max_request_bytes: int = Field(
+        default=1024 * 1024,
+        gt=0,
+        description="Largest accepted JSON body of the API's other requests (evaluate, "
+        "simulate, revoke), in bytes; read only after the token is checked",
+    )
+    max_json_depth: int = Field(
+        default=64,
+        ge=8,
+        le=200,  # what is stored must serialise back: pydantic stops near 255 levels
+        description="Deepest nesting of arrays and objects in an uploaded document, its "
+        "signed payload or an AdmissionReview",
+    )
+    max_integer_digits: int = Field(
+        default=100,
+        ge=20,
+        le=4300,
+        description="Most digits of one integer in an uploaded document or its payload",
+    )
+    max_signatures: int = Field(
+        default=16,
+        gt=0,
+        le=1000,
+        description="Most signatures on one DSSE envelope or in-toto link (each may be "
+        "checked against every trusted key)",
+    )
+    max_jsonl_lines: int = Field(
+        default=1000,
+        gt=0,
+        description="Most documents in one .intoto.jsonl upload",
     )
     db_pool_size: int = Field(default=10, gt=0, description="PostgreSQL connection pool size")
     token_cache_seconds: float = Field(
@@ -195,6 +229,15 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8080", description="Server URL used by the CLI client"
     )
     token: str | None = Field(default=None, description="API token used by the CLI client")
+
+
+def input_limits(settings: Settings) -> InputLimits:
+    return InputLimits(
+        max_json_depth=settings.max_json_depth,
+        max_integer_digits=settings.max_integer_digits,
+        max_signatures=settings.max_signatures,
+        max_jsonl_lines=settings.max_jsonl_lines,
+    )
 
 
 @lru_cache(maxsize=1)

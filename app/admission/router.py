@@ -19,6 +19,8 @@ from app.auth.dependencies import require
 from app.auth.schemas import Principal, Scope
 from app.errors import ApiError
 from app.request_body import BodyTooLarge, read_limited
+from app.verification import strict_json
+from app.verification.errors import MALFORMED, VerificationError
 
 router = APIRouter(tags=["admission"])
 
@@ -170,9 +172,13 @@ def admission(request: Request) -> Admission:
 def parse_review(body: bytes) -> AdmissionReview:
     """The review in ``body`` (which is recorded as received); ApiError when malformed."""
     try:
-        data = jsoncodec.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "malformed_review", f"the body is not JSON: {exc}") from exc
+        # Bounded, and one reading only: the review is recorded as received, so a repeated
+        # key or text PostgreSQL cannot store is refused here, alike on every database.
+        data = strict_json.loads(body, "the body")
+    except VerificationError as exc:
+        if exc.code == MALFORMED:
+            raise ApiError(400, "malformed_review", exc.message) from exc
+        raise ApiError(422, exc.code, exc.message, exc.details) from exc
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_review", "the body is not an AdmissionReview object")
     try:

@@ -26,10 +26,15 @@ from app.attestations.schemas import (
 )
 from app.auth.dependencies import require, require_async
 from app.auth.schemas import Principal, Scope
+from app.db import Database
 from app.errors import ApiError
-from app.request_body import BodyTooLarge, read_limited
-from app.verification.errors import VerificationError
+from app.request_body import BodyTooLarge, json_body, read_limited, request_body
+from app.verification.errors import TOO_MANY_LINES, VerificationError
 from app.verification.source_uri import normalize_source_uri
+from app.verification.trust import TrustStore
+
+# All lines of a .intoto.jsonl upload rejected (each line's own code is in details.results).
+JSONL_REJECTED = "jsonl_rejected"
 
 router = APIRouter(prefix="/v1/attestations", tags=["attestations"])
 
@@ -89,6 +94,7 @@ _UPLOAD_BODY = {
             "schema": {"type": "object", "description": "a bundle, envelope or link"}
         },
         "application/jsonl": _BINARY,
+        "application/x-ndjson": _BINARY,
         "application/octet-stream": _BINARY,
     },
 }
@@ -102,8 +108,8 @@ _UPLOAD_BODY = {
     responses={
         200: {"description": "already stored (same bytes): the existing record"},
         207: {"description": ".intoto.jsonl with some lines rejected: a result per line"},
-        413: {"description": "larger than PROVENANT_MAX_UPLOAD_BYTES"},
-        422: {"description": "verification failed: error.code says which check"},
+        413: {"description": "larger than PROVENANT_MAX_UPLOAD_BYTES, or too many lines"},
+        422: {"description": "refused or verification failed: error.code says which check"},
     },
 )
 async def upload(
@@ -130,7 +136,7 @@ async def upload(
         subject = service.MessageSubject(subject_name or subject_digest, algorithm, hex_)
     content_type = request.headers.get("content-type")
 
-    from app.verification.formats import sniff, split_jsonl
+    from app.verification.formats import sniff
 
     try:
         detected = sniff(body, content_type)
@@ -140,30 +146,7 @@ async def upload(
         raise ApiError(status, exc.code, exc.message, exc.details) from exc
 
     if detected.format == "jsonl":
-        lines = split_jsonl(body)
-        results = []
-        for number, line in enumerate(lines, start=1):
-            outcome = await run_in_threadpool(
-                service.ingest,
-                db,
-                trust,
-                line,
-                uploader=principal.name,
-                subject=subject,
-                line=number,
-            )
-            results.append(LineResult(line=number, **_result(outcome).model_dump()))
-        counts = {
-            s: sum(r.status == s for r in results) for s in ("created", "existing", "rejected")
-        }
-        response = JsonlUploadResponse(results=results, **counts)
-        if counts["rejected"] == len(results):
-            status = 422
-        elif counts["rejected"]:
-            status = 207
-        else:
-            status = 201 if counts["created"] else 200
-        return _json(response.model_dump(mode="json"), status)
+        return await _upload_jsonl(db, trust, body, principal.name, subject)
 
     outcome = await run_in_threadpool(
         service.ingest,
@@ -179,6 +162,49 @@ async def upload(
         raise ApiError(status, outcome.error.code, outcome.error.message, outcome.error.details)
     result = _result(outcome)
     return _json(result.model_dump(mode="json"), 201 if outcome.status == "created" else 200)
+
+
+async def _upload_jsonl(
+    db: Database,
+    trust: TrustStore,
+    body: bytes,
+    uploader: str,
+    subject: service.MessageSubject | None,
+) -> Response:
+    """Each line verified and stored on its own; the lines rejected are one audit event for
+    the upload (an event per line would let one request write millions)."""
+    from app.verification.formats import split_jsonl
+
+    try:
+        lines = split_jsonl(body)
+    except VerificationError as exc:
+        await run_in_threadpool(service.record_rejection, db, uploader, body, exc)
+        status = 413 if exc.code == TOO_MANY_LINES else 400
+        raise ApiError(status, exc.code, exc.message, exc.details) from exc
+    results = []
+    for number, line in enumerate(lines, start=1):
+        outcome = await run_in_threadpool(
+            service.ingest, db, trust, line, uploader=uploader, subject=subject, line=number,
+            record_rejection=False,
+        )  # fmt: skip
+        results.append(LineResult(line=number, **_result(outcome).model_dump()))
+    counts = {s: sum(r.status == s for r in results) for s in ("created", "existing", "rejected")}
+    response = JsonlUploadResponse(results=results, **counts).model_dump(mode="json")
+    rejected = [r for r in results if r.error is not None]
+    if rejected:
+        error = VerificationError(
+            JSONL_REJECTED,
+            f"{len(rejected)} of {len(results)} documents of the .intoto.jsonl upload were "
+            f"rejected; line {rejected[0].line}: {rejected[0].error['message']}",  # type: ignore[index]
+        )
+        lines_rejected = [{"line": r.line, "code": r.error["code"]} for r in rejected]  # type: ignore[index]
+        await run_in_threadpool(
+            service.record_rejection, db, uploader, body, error, lines=lines_rejected
+        )
+        if len(rejected) == len(results):
+            raise ApiError(422, error.code, error.message, response)
+        return _json(response, 207)
+    return _json(response, 201 if counts["created"] else 200)
 
 
 def _json(content: object, status: int) -> Response:
@@ -283,12 +309,16 @@ def get_attestation(
 RevocationListener = Callable[[list[str]], list[dict[str, Any]]]
 
 
-@router.post("/{attestation_id}/revoke", response_model=RevocationResult)
+@router.post(
+    "/{attestation_id}/revoke",
+    response_model=RevocationResult,
+    openapi_extra=request_body(RevokeRequest),
+)
 def revoke(
     request: Request,
     attestation_id: str,
-    body: RevokeRequest,
     principal: Annotated[Principal, Depends(require(Scope.ADMIN))],
+    body: Annotated[RevokeRequest, Depends(json_body(RevokeRequest, require(Scope.ADMIN)))],
 ) -> RevocationResult:
     """Revoke an attestation: it no longer satisfies any requirement, from this answer on. The
     answer lists the running workloads it affects (when continuous validation watches them)."""

@@ -84,6 +84,7 @@ def ingest(
     detected: DetectedUpload | None = None,
     origin: Mapping[str, Any] | None = None,
     on_store: Callable[[Session], None] | None = None,
+    record_rejection: bool = True,
 ) -> Outcome:
     """Verify and store one document; duplicates return the stored record unchanged.
 
@@ -91,7 +92,10 @@ def ingest(
     is not parsed twice; without it (.intoto.jsonl lines) the document is detected here.
     ``origin`` (where a document not uploaded came from) goes into its audit event, accepted
     or rejected; ``on_store`` adds rows of the caller's in the transaction that stores it.
+    ``record_rejection=False`` leaves recording a rejection to the caller (one event for all
+    the rejected lines of a .intoto.jsonl upload).
     """
+    reject = _record_rejection if record_rejection else _not_recorded
     from app.verification.verify import verify_document, verify_parsed
 
     digest = sha256_hex(raw)
@@ -111,7 +115,7 @@ def ingest(
         else:
             document = verify_document(raw, trust, message_digest=message_digest)
     except VerificationError as exc:
-        record_rejection(db, uploader, raw, exc, line=line, origin=origin)
+        reject(db, uploader, raw, exc, line=line, origin=origin)
         return Outcome("rejected", digest, error=exc)
     except Exception as exc:
         # A library tripping over hostile input must not become a 500, and must never let the
@@ -120,7 +124,7 @@ def ingest(
         error = VerificationError(
             UNVERIFIABLE, f"the document could not be verified ({type(exc).__name__})"
         )
-        record_rejection(db, uploader, raw, error, line=line, origin=origin)
+        reject(db, uploader, raw, error, line=line, origin=origin)
         return Outcome("rejected", digest, error=error)
     if known is not None:
         # Same bytes re-verified against a different claimed subject: keep the first record.
@@ -135,6 +139,7 @@ def ingest(
         subject=subject,
         origin=origin,
         on_store=on_store,
+        reject=reject,
     )
 
 
@@ -167,6 +172,7 @@ def _store(
     subject: MessageSubject | None,
     origin: Mapping[str, Any] | None = None,
     on_store: Callable[[Session], None] | None = None,
+    reject: Callable[..., None],
 ) -> Outcome:
     subjects = list(document.subjects)
     if document.content_kind == "message-signature" and subject is not None:
@@ -179,7 +185,7 @@ def _store(
             f"{oversized} is longer than {MAX_INDEXED_LENGTH} characters; "
             "no real artifact has such a value",
         )
-        record_rejection(db, uploader, raw, error, origin=origin)
+        reject(db, uploader, raw, error, origin=origin)
         return Outcome("rejected", digest, error=error)
     # Checked and hashed before the transaction: the audit log's lock is held from the append
     # to the commit, so nothing that can be done without it is done under it.
@@ -364,6 +370,7 @@ def record_rejection(
     size: int | None = None,
     line: int | None = None,
     origin: Mapping[str, Any] | None = None,
+    lines: list[dict[str, Any]] | None = None,
 ) -> None:
     payload: dict[str, Any] = {
         "sha256": sha256_hex(raw) if raw is not None else None,
@@ -375,8 +382,17 @@ def record_rejection(
         payload["line"] = line
     if origin is not None:
         payload["origin"] = dict(origin)
+    if lines is not None:
+        payload["lines"] = lines
     with db.session() as session:
         record_event(session, "attestation.rejected", uploader, payload)
+
+
+_record_rejection = record_rejection
+
+
+def _not_recorded(*_args: object, **_kwargs: object) -> None:
+    return None
 
 
 def malformed(message: str) -> VerificationError:

@@ -14,8 +14,9 @@ import binascii
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import BeforeValidator
 from sqlalchemy import ColumnElement, Row, Select, exists, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
@@ -49,6 +50,21 @@ def decode_cursor(cursor: str) -> Cursor:
         return utc(datetime.fromisoformat(at)), last_id
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise QueryError("cursor", "not a cursor this server issued") from exc
+
+
+def _iso_time(value: object) -> object:
+    """Pydantic reads a number (or a numeric string, as every query parameter is) as Unix
+    seconds, so ``since=0.5`` meant 1970; the API documents date-time, so only that is taken."""
+    if isinstance(value, int | float) or (
+        isinstance(value, str) and _NUMERIC.fullmatch(value.strip()) is not None
+    ):
+        raise ValueError("expected an RFC 3339 date-time such as 2024-05-01T12:00:00Z")
+    return value
+
+
+_NUMERIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# A time in a query or a body: RFC 3339 text only; no offset means UTC.
+IsoTime = Annotated[datetime, BeforeValidator(_iso_time)]
 
 
 def utc(value: datetime) -> datetime:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.audit import artifacts, simulate
 from app.audit.queries import (
     DecisionFilter,
+    IsoTime,
     QueryError,
     decision_summary,
     decode_cursor,
@@ -25,6 +26,7 @@ from app.auth.dependencies import require
 from app.auth.schemas import Principal, Scope
 from app.errors import ApiError
 from app.policy.loader import PolicyLoadError
+from app.request_body import json_body, request_body
 
 router = APIRouter(tags=["audit"])
 
@@ -41,6 +43,8 @@ def _checked(call: Callable[[], T]) -> T:
         return call()
     except QueryError as exc:
         raise ApiError(400, "invalid_parameter", str(exc), {"parameter": exc.parameter}) from exc
+    except OverflowError as exc:  # e.g. the default window before 0001-01-01
+        raise ApiError(400, "invalid_parameter", f"time out of range: {exc}") from exc
 
 
 @router.get("/v1/decisions")
@@ -57,8 +61,8 @@ def list_decisions(
     name: str | None = None,
     allowed: bool | None = None,
     policy: Annotated[str | None, Query(description="an ImagePolicy that evaluated it")] = None,
-    since: Annotated[datetime | None, Query(description="at or after this time")] = None,
-    until: Annotated[datetime | None, Query(description="before this time")] = None,
+    since: Annotated[IsoTime | None, Query(description="at or after this time")] = None,
+    until: Annotated[IsoTime | None, Query(description="before this time")] = None,
     cursor: Cursor = None,
     limit: Limit = PAGE,
 ) -> dict[str, Any]:
@@ -140,17 +144,17 @@ class SimulateRequest(BaseModel):
         description="the proposed directory's YAML documents (one multi-document text, read as "
         "policies.yaml) or {files: {name.yaml: text}}"
     )
-    since: datetime | None = Field(None, description="default: 24 hours before until")
-    until: datetime | None = Field(None, description="default: now")
+    since: IsoTime | None = Field(None, description="default: 24 hours before until")
+    until: IsoTime | None = Field(None, description="default: now")
     max_decisions: int = Field(10_000, ge=1, le=100_000)
     examples: int = Field(10, ge=0, le=100, description="examples per direction")
 
 
-@router.post("/v1/policies/simulate")
+@router.post("/v1/policies/simulate", openapi_extra=request_body(SimulateRequest))
 def simulate_policies(
-    body: SimulateRequest,
     request: Request,
     principal: Annotated[Principal, Depends(require(Scope.ADMIN))],
+    body: Annotated[SimulateRequest, Depends(json_body(SimulateRequest, require(Scope.ADMIN)))],
 ) -> dict[str, Any]:
     """Replay the window's recorded admission requests against the proposed policies; nothing
     is enforced or recorded as a decision."""

@@ -9,6 +9,7 @@ from typing import Annotated, Literal, TypeVar
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
+from app.audit.queries import IsoTime
 from app.audit.schemas import (
     CheckpointOut,
     ConsistencyProofOut,
@@ -79,7 +80,11 @@ def _checkpoint_out(log: AuditLog, checkpoint: SignedCheckpoint) -> CheckpointOu
     )
 
 
-@router.get("/checkpoint", response_model=CheckpointOut)
+@router.get(
+    "/checkpoint",
+    response_model=CheckpointOut,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 def get_checkpoint(
     log: Log,
     fresh: Annotated[bool, Query(description="sign the current tree now")] = False,
@@ -120,7 +125,7 @@ def consistency_proof(
 def list_events(
     log: Log,
     type: Annotated[str | None, Query(max_length=64, description="exact event type")] = None,
-    since: Annotated[datetime | None, Query(description="events at or after this time")] = None,
+    since: Annotated[IsoTime | None, Query(description="events at or after this time")] = None,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventPage:
@@ -154,7 +159,11 @@ def verify(log: Log) -> VerifyOut:
     return VerifyOut(**log.verify().to_json())
 
 
-@router.get("/public-key", response_model=PublicKeyOut)
+@router.get(
+    "/public-key",
+    response_model=PublicKeyOut,
+    responses={200: {"content": {"application/x-pem-file": {"schema": {"type": "string"}}}}},
+)
 def public_key(
     log: Log,
     format: Annotated[Literal["json", "pem"], Query(description="pem: the PEM alone")] = "json",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request
@@ -58,6 +59,7 @@ def _check_scope(principal: Principal, scope: Scope) -> Principal:
 authenticated.required_scope = "any"  # type: ignore[attr-defined]
 
 
+@functools.cache  # one callable per scope, so FastAPI resolves it once per request
 def require(scope: Scope) -> Callable[[Request], Principal]:
     def dependency(request: Request) -> Principal:
         return _check_scope(authenticated(request), scope)

@@ -330,11 +330,26 @@ class Run:
             return {name: value for name, value in values.items() if name in names}
 
         key = (attestation.id, signer, self.image.original, names)
-        context = _CONTEXTS.get(key, variables)
-        width = None
-        if any(c.shape.depth for c in requirement.conditions):
-            width = _statement_width(attestation)
+        try:
+            # Converting the content into CEL values fails on what CEL cannot hold (an
+            # integer beyond 64 bits, say): the attestation's content, so it fails alone.
+            context = _CONTEXTS.get(key, variables)
+            width = None
+            if any(c.shape.depth for c in requirement.conditions):
+                width = _statement_width(attestation)
+        except Exception as exc:
+            return _content_failure("the conditions", exc)
         return evaluate_conditions(list(requirement.conditions), context, width=width)
+
+
+def _content_failure(what: str, exc: Exception) -> CheckResult:
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return CheckResult(
+        False,
+        f"the attestation's content could not be given to {what}: {type(exc).__name__}"
+        + (f": {text}" if text else ""),
+        {"error": type(exc).__name__},
+    )
 
 
 def evaluate_requirement(requirement: CompiledRequirement, run: Run) -> RequirementResult:

@@ -293,7 +293,12 @@ def _read_documents(path: Path, rel: str, errors: list[LoadError]) -> Iterator[_
     except (OSError, UnicodeDecodeError) as exc:
         errors.append(LoadError(rel, "", None, f"cannot read: {exc}"))
         return
-    loader = yaml.SafeLoader(text)
+    try:
+        # The constructor already reads the text: a control character fails here.
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:
+        errors.append(_yaml_error(rel, exc, None))
+        return
     number = 0
     try:
         while loader.check_node():
@@ -311,12 +316,16 @@ def _read_documents(path: Path, rel: str, errors: list[LoadError]) -> Iterator[_
             if not duplicates:
                 yield document
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        errors.append(LoadError(rel, "", line, f"invalid YAML: {problem}", number or None))
+        errors.append(_yaml_error(rel, exc, number or None))
     finally:
         loader.dispose()
+
+
+def _yaml_error(rel: str, exc: yaml.YAMLError, document: int | None) -> LoadError:
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    problem = getattr(exc, "problem", None) or str(exc)
+    return LoadError(rel, "", line, f"invalid YAML: {problem}", document)
 
 
 def _duplicate_keys(node: yaml.Node, loc: Loc) -> Iterator[tuple[Loc, int, str]]:

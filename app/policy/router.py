@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.audit.service import record_event
 from app.auth.dependencies import require
 from app.auth.schemas import Principal, Scope
 from app.errors import ApiError
@@ -16,6 +15,7 @@ from app.policy.engine import evaluate_images
 from app.policy.loader import CompiledPolicy
 from app.policy.lookup import db_lookup
 from app.policy.store import PolicySet, PolicyStore
+from app.request_body import json_body, request_body
 
 router = APIRouter(tags=["policies"])
 
@@ -74,22 +74,16 @@ def reload_policies(
     request: Request, principal: Annotated[Principal, Depends(require(Scope.ADMIN))]
 ) -> dict[str, Any]:
     store = _store(request)
-    before = store.active.content_hash if store.active else None
-    store.reload()
-    failed = store.last_error is not None
-    with request.app.state.db.session() as session:
-        record_event(
-            session,
-            "policies.reload_failed" if failed else "policies.reloaded",
-            principal.name,
-            {
-                "directory": str(store.directory),
-                "previous_hash": before,
-                "content_hash": store.active.content_hash if store.active else None,
-                "errors": [e.as_dict() for e in store.last_errors] if failed else [],
-            },
-        )
-    if failed:
+    try:
+        store.reload(trigger="api", actor=principal.name)  # the store records it in the audit log
+    except Exception as exc:
+        raise ApiError(
+            503,
+            "audit_unavailable",
+            "the reload could not be recorded in the audit log, so it was not applied; "
+            "the active policy set is unchanged",
+        ) from exc
+    if store.last_error is not None:
         kept = store.active.content_hash if store.active else None
         raise ApiError(
             422,
@@ -101,11 +95,11 @@ def reload_policies(
     return describe(_active(store), store)
 
 
-@router.post("/v1/evaluate")
+@router.post("/v1/evaluate", openapi_extra=request_body(EvaluateRequest))
 def evaluate(
-    body: EvaluateRequest,
     request: Request,
     _principal: Annotated[Principal, Depends(require(Scope.READ))],
+    body: Annotated[EvaluateRequest, Depends(json_body(EvaluateRequest, require(Scope.READ)))],
 ) -> dict[str, Any]:
     """What admission would decide now, with the explanation; nothing is recorded."""
     active = _active(_store(request))

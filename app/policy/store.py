@@ -101,6 +101,23 @@ def _ingest_keys(trust: TrustStore) -> frozenset[bytes]:
     )
 
 
+@dataclass(frozen=True)
+class PolicyLoad:
+    """One attempt to load the policy directory, as the audit log records it."""
+
+    trigger: str  # startup | sighup | api
+    actor: str
+    directory: Path
+    previous_hash: str | None  # the set active before
+    content_hash: str | None  # the set loaded; None when the load failed
+    errors: tuple[LoadError, ...] = ()
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.content_hash is None
+
+
 class PolicyStore:
     """Holds the active set; readers take ``.active`` once per request and use that snapshot."""
 
@@ -111,12 +128,40 @@ class PolicyStore:
         self.last_errors: list[LoadError] = []  # structured, for the reload API
         # Called with each newly loaded set (the admission decision cache clears itself).
         self.listeners: list[Callable[[PolicySet], object]] = []
+        # Called with every load attempt, before a loaded set becomes active (the audit log
+        # records it there: a set whose load could not be recorded is never enforced).
+        self.recorders: list[Callable[[PolicyLoad], object]] = []
         self._lock = threading.Lock()
 
-    def reload(self) -> PolicySet | None:
+    def reload(self, trigger: str = "api", actor: str = "system") -> PolicySet | None:
+        """Load the directory; on success the new set is active, on failure the last good set
+        stays. Either way each recorder is told first; a recorder's exception (after startup)
+        propagates and leaves the active set as it was."""
         with self._lock:
+            previous = self.active.content_hash if self.active else None
             try:
-                self.active = load_policy_set(self.directory)
+                loaded = load_policy_set(self.directory)
+            except Exception as exc:  # any bad file keeps the last good set
+                errors = exc.errors if isinstance(exc, PolicyLoadError) else []
+                message = f"{type(exc).__name__}: {exc}"
+                self._record(
+                    PolicyLoad(
+                        trigger, actor, self.directory, previous, None, tuple(errors), message
+                    )
+                )
+                self.last_errors = errors
+                self.last_error = message
+                kept = previous[:12] if previous else "none"
+                log.error(
+                    "policy load from %s failed, keeping last good set (%s): %s",
+                    self.directory,
+                    kept,
+                    self.last_error,
+                )
+                return self.active
+            self._record(PolicyLoad(trigger, actor, self.directory, previous, loaded.content_hash))
+            try:
+                self.active = loaded
                 self.last_error = None
                 self.last_errors = []
                 log.info(
@@ -129,17 +174,20 @@ class PolicyStore:
                     log.warning("policy warning: %s", warning)
                 for listener in self.listeners:
                     listener(self.active)
-            except Exception as exc:  # any bad file keeps the last good set
-                self.last_errors = exc.errors if isinstance(exc, PolicyLoadError) else []
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                kept = self.active.content_hash[:12] if self.active else "none"
-                log.error(
-                    "policy load from %s failed, keeping last good set (%s): %s",
-                    self.directory,
-                    kept,
-                    self.last_error,
-                )
+            except Exception:
+                log.exception("a policy listener failed after loading %s", self.directory)
             return self.active
+
+    def _record(self, load: PolicyLoad) -> None:
+        for recorder in self.recorders:
+            try:
+                recorder(load)
+            except Exception:
+                if load.trigger != "startup":
+                    raise
+                # The process must start (readiness then reports the database): nothing is
+                # decided without the database, which records each decision's policy hash.
+                log.exception("policy load at startup could not be recorded in the audit log")
 
 
 def install_sighup_reload(store: PolicyStore) -> bool:
@@ -152,8 +200,14 @@ def install_sighup_reload(store: PolicyStore) -> bool:
     if not hasattr(signal, "SIGHUP") or threading.current_thread() is not threading.main_thread():
         return False
 
+    def reload() -> None:
+        try:
+            store.reload(trigger="sighup", actor="signal:SIGHUP")
+        except Exception:
+            log.exception("policy reload on SIGHUP could not be recorded; the active set stays")
+
     def reload_in_background() -> None:
-        threading.Thread(target=store.reload, name="policy-reload", daemon=True).start()
+        threading.Thread(target=reload, name="policy-reload", daemon=True).start()
 
     try:
         loop = asyncio.get_running_loop()

@@ -17,17 +17,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from securesystemslib.dsse import Envelope as SSlibEnvelope
 
+from app import limits
+from app.verification import strict_json
 from app.verification.errors import (
     MALFORMED,
     SIGNATURE_INVALID,
     TLOG_EVIDENCE_MISSING,
+    TOO_MANY_SIGNATURES,
     UNSUPPORTED_FORMAT,
     UNTRUSTED_KEY,
     VerificationError,
@@ -57,10 +59,7 @@ class DecodedEnvelope:
         return SSlibEnvelope(self.payload, self.payload_type, {}).pae()
 
     def payload_json(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.payload)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise VerificationError(MALFORMED, f"DSSE payload is not JSON: {exc}") from exc
+        data = strict_json.loads(self.payload, "the DSSE payload")
         if not isinstance(data, dict):
             raise VerificationError(MALFORMED, "DSSE payload is not a JSON object")
         return data
@@ -89,6 +88,7 @@ def decode_envelope(envelope: Mapping[str, Any]) -> DecodedEnvelope:
     raw_signatures = envelope.get("signatures")
     if not isinstance(raw_signatures, list):
         raise VerificationError(MALFORMED, "DSSE envelope has no signatures list")
+    check_signature_count(len(raw_signatures), "DSSE envelope")
     signatures = []
     for index, entry in enumerate(raw_signatures):
         if not isinstance(entry, Mapping):
@@ -99,6 +99,17 @@ def decode_envelope(envelope: Mapping[str, Any]) -> DecodedEnvelope:
         sig = b64decode(entry.get("sig"), f"DSSE signatures[{index}].sig")
         signatures.append(RawSignature(keyid, sig))
     return DecodedEnvelope(payload_type, payload, signatures)
+
+
+def check_signature_count(count: int, what: str) -> None:
+    """Each signature may cost a check against every trusted key: bounded before any is."""
+    most = limits.current().max_signatures
+    if count > most:
+        raise VerificationError(
+            TOO_MANY_SIGNATURES,
+            f"{what} carries {count} signatures; the limit is {most} (PROVENANT_MAX_SIGNATURES)",
+            {"limit": "PROVENANT_MAX_SIGNATURES", "max": most},
+        )
 
 
 def verify_signatures(

@@ -25,6 +25,15 @@ SUBJECT_MISMATCH = "subject_mismatch"
 STATEMENT_INVALID = "statement_invalid"
 MALFORMED = "malformed"
 UNVERIFIABLE = "unverifiable"  # the verifier itself failed on this input: rejected, fail closed
+# Input limits (app/verification/limits.py): details name the setting and its value.
+JSON_TOO_DEEP = "json_too_deep"
+INTEGER_TOO_LONG = "integer_too_long"
+TOO_MANY_SIGNATURES = "too_many_signatures"
+TOO_MANY_LINES = "too_many_lines"
+# JSON that reads two ways (a repeated key) or holds text no database stores (NUL, a lone
+# surrogate): refused wherever its bytes are signed or stored.
+DUPLICATE_KEY = "duplicate_key"
+UNREPRESENTABLE_TEXT = "unrepresentable_text"
 
 
 class VerificationError(Exception):

@@ -7,12 +7,18 @@ that happens to hold a single line.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from app import limits
+from app.verification import strict_json
 from app.verification.dsse import b64decode
-from app.verification.errors import MALFORMED, UNSUPPORTED_FORMAT, VerificationError
+from app.verification.errors import (
+    MALFORMED,
+    TOO_MANY_LINES,
+    UNSUPPORTED_FORMAT,
+    VerificationError,
+)
 from app.verification.links import is_link_payload
 from app.verification.statement import STATEMENT_TYPES
 
@@ -57,14 +63,13 @@ def sniff(data: bytes, content_type: str | None = None) -> DetectedUpload:
     if _media_type(content_type) in JSONL_CONTENT_TYPES:
         return DetectedUpload("jsonl", None)
     try:
-        document = json.loads(text)
-    except json.JSONDecodeError as exc:
+        document = strict_json.loads(text, "the upload")
+    except VerificationError as exc:
+        if exc.code != MALFORMED:
+            raise
         if _looks_like_jsonl(text):
             return DetectedUpload("jsonl", None)
-        raise VerificationError(
-            MALFORMED,
-            f"not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); expected {_EXPECTED}",
-        ) from exc
+        raise VerificationError(MALFORMED, f"{exc.message}; expected {_EXPECTED}") from exc
     if isinstance(document, list):
         raise VerificationError(
             UNSUPPORTED_FORMAT,
@@ -121,11 +126,19 @@ def classify(document: dict[str, Any]) -> Literal["sigstore-bundle", "dsse", "in
 
 
 def split_jsonl(data: bytes) -> list[bytes]:
-    """The documents of a .intoto.jsonl upload, one per non-blank line (not yet parsed)."""
-    lines = [line.strip() for line in data.splitlines()]
-    documents = [line for line in lines if line]
+    """The documents of a .intoto.jsonl upload, one per non-blank line (not yet parsed);
+    ``too_many_lines`` past the limit, before any line is parsed."""
+    documents = [stripped for line in data.splitlines() if (stripped := line.strip())]
     if not documents:
         raise VerificationError(MALFORMED, "the .intoto.jsonl upload holds no documents")
+    most = limits.current().max_jsonl_lines
+    if len(documents) > most:
+        raise VerificationError(
+            TOO_MANY_LINES,
+            f"the .intoto.jsonl upload holds {len(documents)} documents; the limit is {most} "
+            "(PROVENANT_MAX_JSONL_LINES): split it into several uploads",
+            {"limit": "PROVENANT_MAX_JSONL_LINES", "max": most},
+        )
     return documents
 
 
@@ -151,15 +164,15 @@ def _looks_like_jsonl(text: str) -> bool:
     if len(lines) < 2:
         return False
     try:
-        return isinstance(json.loads(lines[0]), dict)
-    except json.JSONDecodeError:
+        return isinstance(strict_json.loads(lines[0]), dict)
+    except VerificationError:
         return False
 
 
 def _peek_payload(payload: object) -> dict[str, Any] | None:
     """The decoded DSSE payload when it is base64 JSON; None leaves errors to verification."""
     try:
-        body = json.loads(b64decode(payload, "DSSE payload"))
-    except (VerificationError, ValueError):
+        body = strict_json.loads(b64decode(payload, "DSSE payload"), "the DSSE payload")
+    except VerificationError:
         return None
     return body if isinstance(body, dict) else None

@@ -26,6 +26,7 @@ from app.verification.dsse import (
     IN_TOTO_PAYLOAD_TYPE,
     DecodedEnvelope,
     RawSignature,
+    check_signature_count,
     decode_envelope,
     verify_signatures,
 )
@@ -136,6 +137,7 @@ def _validate_link(body: dict[str, Any]) -> str:
 def _classic_signatures(value: object) -> list[RawSignature]:
     if not isinstance(value, list):
         raise VerificationError(MALFORMED, "link 'signatures' must be a list")
+    check_signature_count(len(value), "in-toto link")
     signatures = []
     for index, entry in enumerate(value):
         if not isinstance(entry, Mapping):

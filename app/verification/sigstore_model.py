@@ -24,6 +24,7 @@ from sigstore_models.bundle.v1 import Bundle as _InnerBundle
 from sigstore_models.common.v1 import HashAlgorithm
 
 from app.verification import errors as E
+from app.verification import strict_json
 from app.verification.errors import VerificationError
 from app.verification.sigstore_errors import translate
 
@@ -53,10 +54,7 @@ class ParsedBundle:
 def parse_document(bundle: dict[str, Any] | bytes | str) -> ParsedBundle:
     doc: Any = bundle
     if isinstance(bundle, bytes | str):
-        try:
-            doc = json.loads(bundle)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise VerificationError(E.MALFORMED, f"bundle is not JSON: {exc}") from exc
+        doc = strict_json.loads(bundle, "the bundle")
     if not isinstance(doc, dict):
         raise VerificationError(E.MALFORMED, "bundle must be a JSON object")
     media_type = doc.get("mediaType")

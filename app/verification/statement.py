@@ -8,13 +8,18 @@ acceptable is policy, decided later against the facts extracted by ``slsa_facts`
 from __future__ import annotations
 
 import copy
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.verification.errors import STATEMENT_INVALID, SUBJECT_MISSING, VerificationError
+from app.verification import strict_json
+from app.verification.errors import (
+    MALFORMED,
+    STATEMENT_INVALID,
+    SUBJECT_MISSING,
+    VerificationError,
+)
 from app.verification.facts import Subject
 from app.verification.source_uri import normalize_source_uri
 
@@ -70,9 +75,11 @@ def parse_statement(payload: bytes | str | Mapping[str, Any]) -> ParsedStatement
         statement = copy.deepcopy(dict(payload))
     else:
         try:
-            data = json.loads(payload)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise _invalid(f"payload is not JSON: {exc}") from exc
+            data = strict_json.loads(payload, "the payload")
+        except VerificationError as exc:
+            if exc.code != MALFORMED:
+                raise
+            raise _invalid(exc.message) from exc
         if not isinstance(data, dict):
             raise _invalid("payload is not a JSON object")
         statement = data  # parsed just now: nothing else holds it, so no copy

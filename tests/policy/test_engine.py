@@ -548,3 +548,25 @@ def test_layout_without_links_is_missing(policy_dir: Path, monkeypatch: pytest.M
     assert req.status == "missing"
     assert "no in-toto link has sha256:" in req.reason
     assert req.name == "layout layouts/app.layout"
+
+
+def test_content_cel_cannot_hold_fails_only_that_attestation(policy_dir: Path) -> None:
+    # Issue 11 item 11: a 4,000-digit integer in one attestation's predicate made the whole
+    # requirement an error (and denied the image) though a valid attestation from the same
+    # signer was beside it.
+    require = (
+        "  require:\n"
+        f"    - predicateType: {SLSA_V1}\n"
+        "      conditions:\n"
+        "        - expression: >-\n"
+        '            predicate.buildDefinition.externalParameters.workflow.ref != ""\n'
+    )
+    policy_set = load(policy_dir, policy(require=require))
+    huge = provenance_v1()
+    huge["buildDefinition"]["externalParameters"]["size"] = 10**3999
+    result = decide(policy_set, [stored(keyless(), predicate=huge), stored(keyless())])
+    assert requirement(result).status == "passed", requirement(result).reason
+    assert result.allowed
+    alone = requirement(decide(policy_set, [stored(keyless(), predicate=huge)]))
+    assert alone.status == "failing"
+    assert "content could not be given to the conditions" in alone.reason
