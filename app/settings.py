@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         "and policy reloads invalidate it at once; this bounds only clock-driven changes such "
         "as layout expiry); 0 disables the cache",
     )
+    max_containers_per_object: int = Field(
+        default=1000,
+        gt=0,
+        description="Most containers (all lists together) an admitted object may have; an "
+        "object with more is denied unevaluated, naming this limit",
+    )
     # CLI client side
     server: str = Field(
         default="http://127.0.0.1:8080", description="Server URL used by the CLI client"

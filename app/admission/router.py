@@ -102,6 +102,7 @@ def admission(request: Request) -> Admission:
         policies=state.policies,
         cache=state.admission_cache,
         index=state.admission_index,
+        max_containers=state.settings.max_containers_per_object,
     )
 
 

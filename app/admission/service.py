@@ -51,6 +51,8 @@ class Admission:
     cache: DecisionCache
     # None: read the index version for every decision (CLI replays, tests).
     index: IndexVersionReader | None = None
+    # PROVENANT_MAX_CONTAINERS_PER_OBJECT; None: no limit (replays of recorded requests).
+    max_containers: int | None = None
 
 
 class NeedsDatabase(Exception):
@@ -221,6 +223,9 @@ def judge(
         kind = f"{request.kind.group or 'core'}/{request.kind.version}/{request.kind.kind}"
         reason = f"{kind} is not a kind Provenant reads images from; allowed without evaluation"
         return not_evaluated("unsupported", reason, warning=f"Provenant: {reason}")
+    limit = admission.max_containers
+    if limit is not None and len(extraction.containers) > limit:
+        return over_container_limit(len(extraction.containers), limit)
     images = extraction.images
     if not images:
         return not_evaluated("allowed", "the object has no containers")
@@ -241,6 +246,16 @@ def judge(
         permitted=namespace is not None and config.break_glass_allowed(namespace),
         namespace=namespace,
     )
+
+
+def over_container_limit(count: int, limit: int) -> Verdict:
+    """Refused before evaluation: evaluating costs time per container, and no real workload
+    comes near the limit, so an object over it is hostile or broken."""
+    line = (
+        f"the object has {count} containers, more than PROVENANT_MAX_CONTAINERS_PER_OBJECT "
+        f"({limit}); it was not evaluated"
+    )
+    return Verdict(False, "denied", [line], denial=[line])
 
 
 def evaluate(
