@@ -53,7 +53,8 @@ def serve(
         os.environ["PROVENANT_CLIENT_CA_FILE"] = client_ca
         get_settings.cache_clear()
     settings = get_settings()
-    client_tls: dict[str, object] = {}
+    # Slow clients are cut off (app/slow_clients.py); the client-certificate protocol too.
+    client_tls: dict[str, object] = {"http": "app.slow_clients:SlowClientProtocol"}
     if settings.client_ca_file is not None and not tls_cert:
         typer.echo("warning: client certificates need TLS (--tls-cert); only tokens work", err=True)
     elif settings.client_ca_file is not None:

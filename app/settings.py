@@ -88,6 +88,19 @@ class Settings(BaseSettings):
         description="Most containers (all lists together) an admitted object may have; an "
         "object with more is denied unevaluated, naming this limit",
     )
+    header_read_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a client has to send a request's line and headers (from the "
+        "connection's opening, or the request's first byte); later, 408 and the connection "
+        "is closed",
+    )
+    body_read_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a client has to send a request's whole body after its headers; "
+        "later, 408 and the connection is closed",
+    )
     # CLI client side
     server: str = Field(
         default="http://127.0.0.1:8080", description="Server URL used by the CLI client"

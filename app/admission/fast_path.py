@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive, Scope, Send
 
 from app import jsoncodec
@@ -54,6 +54,9 @@ class AdmissionFastPath:
             body = jsoncodec.dumps(error_body(exc.code, exc.message, exc.details))
             if exc.status == 401:
                 headers = _JSON + _CHALLENGE
+        except ClientDisconnect:  # hung up, or cut off as too slow (app/slow_clients.py)
+            status = 408
+            body = jsoncodec.dumps(error_body("request_timeout", "the body never arrived"))
         except Exception:
             log.exception("unhandled error on POST %s", PATH)
             status = 500
