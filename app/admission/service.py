@@ -33,7 +33,7 @@ from app.admission.verdicts import (
     from_evaluation,
     not_evaluated,
 )
-from app.db import Database
+from app.db import DATABASE_UNAVAILABLE, Database
 from app.policy.engine import evaluate_images, workload_evaluation
 from app.policy.matching import any_matches, parse_image
 from app.policy.results import Evaluation, ImageResult
@@ -91,7 +91,12 @@ async def decide_async(
     index = admission.index
     if index is not None and index.fresh() is None:
         # One primary-key read, off the loop; then the decision can usually stay on it.
-        await index.refresh()
+        try:
+            await index.refresh()
+        except DATABASE_UNAVAILABLE:
+            # Deciding reads it again below, in a worker thread, where a failure becomes an
+            # error verdict, and then cannot be recorded: refused, never admitted unrecorded.
+            pass
     try:
         prepared = prepare(admission, review, body, extraction, caller, cached_only=True)
     except NeedsDatabase:
