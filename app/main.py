@@ -18,6 +18,7 @@ from app.admission.recorder import DecisionRecorder
 from app.admission.recorder_process import ProcessRecorder
 from app.admission.router import router as admission_router
 from app.attestations.router import router as attestations_router
+from app.attestations.workers import IngestWorkers
 from app.audit.query_router import router as query_router
 from app.audit.router import router as audit_router
 from app.audit.tasks import audit_lifespan
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         app.state.policies.reload()
         install_sighup_reload(app.state.policies)
         await app.state.decision_recorder.start()
+        app.state.ingest_workers.start()
         if server_process:  # process-wide: not for apps embedded in tests or tools
             tune_gc()
         # Inside db.dispose(): shutdown waits for a checkpoint that is being signed.
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             yield
             # Decisions already taken are recorded before the database goes.
             await app.state.decision_recorder.aclose()
+        app.state.ingest_workers.close()
         app.state.db.dispose()
 
     app = ProvenantAPI(
@@ -93,6 +96,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         else DecisionRecorder(app.state.db)  # a child could not reach an in-memory database
     )
     app.state.admission_slots = asyncio.Semaphore(settings.admission_concurrency)
+    app.state.ingest_workers = IngestWorkers(app.state.db, settings.ingest_workers)
     app.state.policies.listeners.append(app.state.admission_cache.clear)
     app.state.metrics = Metrics()
     app.state.token_cache = TokenCache(settings.token_cache_seconds)

@@ -101,6 +101,13 @@ class Settings(BaseSettings):
         description="Seconds a client has to send a request's whole body after its headers; "
         "later, 408 and the connection is closed",
     )
+    ingest_workers: int = Field(
+        default=2,
+        ge=0,
+        description="Worker processes per server process that parse, verify and store uploads, "
+        "at a lower CPU priority, so uploads never stall admission; 0 runs them in threads of "
+        "the server process",
+    )
     # CLI client side
     server: str = Field(
         default="http://127.0.0.1:8080", description="Server URL used by the CLI client"

@@ -22,6 +22,7 @@ from app.attestations.schemas import (
     RevokeRequest,
     UploadResult,
 )
+from app.attestations.workers import IngestWorkers
 from app.auth.dependencies import require, require_async
 from app.auth.schemas import Principal, Scope
 from app.errors import ApiError
@@ -101,7 +102,6 @@ async def upload(
     The format is detected from the content. Each document is verified once, here, offline; the
     verified facts are stored and indexed by subject digest.
     """
-    db = request.app.state.db
     body = await read_body(request, request.app.state.settings.max_upload_bytes, principal.name)
     trust = _trust(request)
     subject = None
@@ -109,28 +109,21 @@ async def upload(
         algorithm, hex_ = parse_digest(subject_digest, "subject_digest")
         subject = service.MessageSubject(subject_name or subject_digest, algorithm, hex_)
     content_type = request.headers.get("content-type")
+    # Parsing, verifying and storing run in an ingest worker process (app/attestations/workers):
+    # never on the event loop that answers admission.
+    workers: IngestWorkers = request.app.state.ingest_workers
+    outcome = await workers.ingest_upload(
+        trust, body, content_type=content_type, uploader=principal.name, subject=subject
+    )
 
-    from app.verification.formats import sniff, split_jsonl
+    if outcome is None:  # .intoto.jsonl
+        from app.verification.formats import split_jsonl
 
-    try:
-        detected = sniff(body, content_type)
-    except VerificationError as exc:
-        await run_in_threadpool(service.record_rejection, db, principal.name, body, exc)
-        status = 400 if exc.code == "malformed" else 422
-        raise ApiError(status, exc.code, exc.message, exc.details) from exc
-
-    if detected.format == "jsonl":
         lines = split_jsonl(body)
         results = []
         for number, line in enumerate(lines, start=1):
-            outcome = await run_in_threadpool(
-                service.ingest,
-                db,
-                trust,
-                line,
-                uploader=principal.name,
-                subject=subject,
-                line=number,
+            outcome = await workers.ingest(
+                trust, line, uploader=principal.name, subject=subject, line=number
             )
             results.append(LineResult(line=number, **_result(outcome).model_dump()))
         counts = {
@@ -145,15 +138,6 @@ async def upload(
             status = 201 if counts["created"] else 200
         return _json(response.model_dump(mode="json"), status)
 
-    outcome = await run_in_threadpool(
-        service.ingest,
-        db,
-        trust,
-        body,
-        uploader=principal.name,
-        subject=subject,
-        detected=detected,
-    )
     if outcome.error is not None:
         status = 400 if outcome.error.code == "malformed" else 422
         raise ApiError(status, outcome.error.code, outcome.error.message, outcome.error.details)
