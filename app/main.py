@@ -64,7 +64,6 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         app.state.policies.reload()
         install_sighup_reload(app.state.policies)
         await app.state.decision_recorder.start()
-        app.state.ingest_workers.start()
         if server_process:  # process-wide: not for apps embedded in tests or tools
             tune_gc()
         # Inside db.dispose(): shutdown waits for a checkpoint that is being signed.

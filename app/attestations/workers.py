@@ -58,13 +58,8 @@ class IngestWorkers:
     def in_processes(self) -> bool:
         return self.workers > 0
 
-    def start(self) -> None:
-        """Start the workers now (server startup): each imports the verification stack, which
-        takes about a second that no upload should wait for."""
-        if self.in_processes:
-            executor = self._pool()
-            for _ in range(self.workers):
-                executor.submit(_warm_up)
+    # Workers start with the first upload, not with the server: their imports (about a second
+    # each) would compete with the server's own start-up, which readiness probes wait for.
 
     def close(self) -> None:
         with self._lock:
@@ -151,10 +146,6 @@ def _init_worker() -> None:
         os.nice(WORKER_NICENESS)
     except OSError:  # pragma: no cover - not permitted here: still correct, only less fair
         pass
-
-
-def _warm_up() -> None:
-    from app.verification import sigstore_bundles, verify  # noqa: F401 - the imports are the point
 
 
 def _run_task(task: tuple[Any, ...]) -> service.Outcome | None:
