@@ -118,8 +118,11 @@ def sign(key: ed25519.Ed25519PrivateKey, document: dict[str, Any]) -> bytes:
     return json.dumps(envelope).encode()
 
 
-def maximum_size_upload(key: ed25519.Ed25519PrivateKey, n: int) -> bytes:
-    """A validly signed envelope just under the upload limit."""
+def maximum_size_upload(key: ed25519.Ed25519PrivateKey, n: int, valid: bool = True) -> bytes:
+    """A signed envelope just under the upload limit (with ``valid`` False, signed by another
+    key: verified and rejected, nothing stored but the rejection)."""
+    if not valid:
+        key = ed25519.Ed25519PrivateKey.generate()
     name = f"ghcr.io/bench/big{n}"
     base = len(sign(key, statement(name, digest_of(name))))
     items = (MAX_UPLOAD - base - 4096) * 3 // 4 // 8  # 8 bytes per {"k":n}, base64 4/3
@@ -208,6 +211,27 @@ class Phase:
             thread.join()
 
 
+def cpu_seconds(root: int) -> dict[str, float]:
+    """CPU time so far (user + system) of the server process and of its children (the
+    recorder and the ingest workers), from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    usage = {"server": 0.0, "children": 0.0}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry.name), int(fields[1])
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        if pid == root:
+            usage["server"] += seconds
+        elif ppid == root:
+            usage["children"] += seconds
+    return usage
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -227,6 +251,11 @@ def main() -> None:
     parser.add_argument("--uploaders", type=int, default=8)
     parser.add_argument("--uploads-per-uploader", type=int, default=3)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument(
+        "--invalid-uploads",
+        action="store_true",
+        help="uploads signed by an untrusted key: parsed and verified, then rejected (no store)",
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="provenant-mixed-"))
@@ -303,7 +332,7 @@ def main() -> None:
         batches = [
             [
                 [
-                    maximum_size_upload(key, r * 1000 + u * 100 + k)
+                    maximum_size_upload(key, r * 1000 + u * 100 + k, not args.invalid_uploads)
                     for k in range(args.uploads_per_uploader)
                 ]
                 for u in range(args.uploaders)
@@ -314,7 +343,8 @@ def main() -> None:
         print(
             f"python {platform.python_version()}, {os.cpu_count()} CPUs (shared), "
             f"backend {args.backend}, {args.clients} admission clients, "
-            f"{args.uploaders} uploaders of {size / 2**20:.2f} MiB, {args.seconds:g} s phases"
+            f"{args.uploaders} uploaders of {size / 2**20:.2f} MiB "
+            f"({'invalid' if args.invalid_uploads else 'valid'}), {args.seconds:g} s phases"
         )
         # Warm the decision cache and the ingest workers.
         Phase(base_url, tokens, args.clients).run(2.0, None)
@@ -324,7 +354,9 @@ def main() -> None:
             results = {}
             for name, uploads in (("quiet", None), ("loaded", batches[run])):
                 phase = Phase(base_url, tokens, args.clients)
+                before = cpu_seconds(server.pid)
                 phase.run(args.seconds, uploads)
+                after = cpu_seconds(server.pid)
                 lat = phase.latencies
                 results[name] = percentile(lat, 0.99)
                 uploaded = sorted(phase.uploads, key=lambda u: u[1])
@@ -340,7 +372,9 @@ def main() -> None:
                 print(
                     f"run {run + 1} {name:6}: {len(lat)} admissions, p50 "
                     f"{percentile(lat, 0.5) * 1000:.1f} ms, p99 {results[name] * 1000:.1f} ms, "
-                    f"max {max(lat) * 1000:.1f} ms, errors {len(phase.errors)}{upload_note}",
+                    f"max {max(lat) * 1000:.1f} ms, errors {len(phase.errors)}{upload_note}; "
+                    f"CPU s server {after['server'] - before['server']:.1f}, its children "
+                    f"{after['children'] - before['children']:.1f}",
                     flush=True,
                 )
                 for error in phase.errors[:3]:

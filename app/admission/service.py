@@ -141,6 +141,10 @@ def prepare(
         cached_only=cached_only,
     )
     answer = respond(review, verdict, decision_id, policy_hash).as_json()
+    if over_container_limit(admission, extraction):
+        # Recorded without its thousands of image rows: none was evaluated, and the review as
+        # received (kept in the record) still lists them.
+        extraction = None
     record = records.DecisionRecord(
         id=decision_id,
         at=now,
@@ -228,9 +232,8 @@ def judge(
         kind = f"{request.kind.group or 'core'}/{request.kind.version}/{request.kind.kind}"
         reason = f"{kind} is not a kind Provenant reads images from; allowed without evaluation"
         return not_evaluated("unsupported", reason, warning=f"Provenant: {reason}")
-    limit = admission.max_containers
-    if limit is not None and len(extraction.containers) > limit:
-        return over_container_limit(len(extraction.containers), limit)
+    if over_container_limit(admission, extraction):
+        return container_limit_verdict(len(extraction.containers), admission.max_containers)
     images = extraction.images
     if not images:
         return not_evaluated("allowed", "the object has no containers")
@@ -253,7 +256,12 @@ def judge(
     )
 
 
-def over_container_limit(count: int, limit: int) -> Verdict:
+def over_container_limit(admission: Admission, extraction: Extraction | None) -> bool:
+    limit = admission.max_containers
+    return limit is not None and extraction is not None and len(extraction.containers) > limit
+
+
+def container_limit_verdict(count: int, limit: int | None) -> Verdict:
     """Refused before evaluation: evaluating costs time per container, and no real workload
     comes near the limit, so an object over it is hostile or broken."""
     line = (

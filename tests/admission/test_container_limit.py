@@ -68,6 +68,7 @@ def test_an_object_over_the_container_limit_is_denied_unevaluated_and_recorded(
     assert recorded.id == over["auditAnnotations"]["decision-id"]
     assert recorded.allowed is False
     assert recorded.explanation["evaluation"] is None  # never evaluated
+    assert recorded.images == []  # nor indexed image by image
 
 
 def test_the_default_limit_admits_real_workloads_and_refuses_thousands(
