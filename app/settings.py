@@ -102,11 +102,13 @@ class Settings(BaseSettings):
         "later, 408 and the connection is closed",
     )
     ingest_workers: int = Field(
-        default=2,
+        # One: on the reference 2-core machine two workers doubled admission p99 under 8
+        # concurrent 10 MiB uploads where one left it at 2 to 3x (bench/mixed.py).
+        default=1,
         ge=0,
         description="Worker processes per server process that parse, verify and store uploads, "
-        "at a lower CPU priority, so uploads never stall admission; 0 runs them in threads of "
-        "the server process",
+        "at a lower CPU priority, so uploads never stall admission (keep it below the number of "
+        "cores); 0 runs them in threads of the server process",
     )
     # CLI client side
     server: str = Field(
