@@ -55,6 +55,8 @@ def _main(
     ] = False,
 ) -> None:
     """Provenant attestation service"""
+
+
 cli.command("watch")(watch)
 cli.command("findings")(findings)
 
@@ -125,7 +127,8 @@ def serve(
         if not in_memory(url):
             # Its imports overlap ours: the app adopts it instead of starting one when ready.
             prespawn(url)
-    client_tls: dict[str, object] = {}
+    # Slow clients are cut off (app/slow_clients.py); the client-certificate protocol too.
+    client_tls: dict[str, object] = {"http": "app.slow_clients:SlowClientProtocol"}
     if settings.client_ca_file is not None and not tls_cert:
         typer.echo("warning: client certificates need TLS (--tls-cert); only tokens work", err=True)
     elif settings.client_ca_file is not None:

@@ -21,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from app import jsoncodec
@@ -35,6 +37,19 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+
+# What the database (or its driver) raises when it cannot be reached or is going away: a lost or
+# refused connection, a terminated backend, a pool with no connection to give, a locked SQLite
+# file. The request may succeed if retried, so it is a 503, never a 500.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    DisconnectionError,
+    PoolTimeoutError,
+)
+CONNECT_TIMEOUT_SECONDS = 5
+# Seconds a client is asked to wait before retrying after a database outage.
+RETRY_AFTER_SECONDS = 2
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text on SQLite.
 JsonType = JSON().with_variant(JSONB(), "postgresql")
@@ -77,7 +92,12 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
+        # A connection the server dropped (restart, failover, pg_terminate_backend) is found
+        # and replaced at checkout instead of failing a request; an unreachable server fails a
+        # request within seconds (a 503, see DATABASE_UNAVAILABLE) instead of hanging it.
         pool_pre_ping=True,
+        pool_timeout=10,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
         json_serializer=jsoncodec.dumps_text,
         json_deserializer=jsoncodec.loads_exact,
     )

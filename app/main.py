@@ -19,6 +19,7 @@ from app.admission.recorder_process import ProcessRecorder
 from app.admission.router import router as admission_router
 from app.api_docs import install_docs
 from app.attestations.router import router as attestations_router
+from app.attestations.workers import IngestWorkers
 from app.audit.query_router import router as query_router
 from app.audit.router import router as audit_router
 from app.audit.tasks import audit_lifespan
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
             # Decisions already taken are recorded before the database goes.
             await app.state.decision_recorder.aclose()
         app.state.registry.close()
+        app.state.ingest_workers.close()
         app.state.db.dispose()
 
     app = ProvenantAPI(
@@ -117,6 +119,7 @@ def create_app(settings: Settings | None = None, *, server_process: bool = False
         else DecisionRecorder(app.state.db)  # a child could not reach an in-memory database
     )
     app.state.admission_slots = asyncio.Semaphore(settings.admission_concurrency)
+    app.state.ingest_workers = IngestWorkers(app.state.db, settings.ingest_workers)
     app.state.policies.listeners.append(app.state.admission_cache.clear)
     # Network at admission only for policies that opt in (fetchOnMiss, tagOnly: resolve).
     app.state.registry = registry_service(settings, app.state.db, app.state.policies)

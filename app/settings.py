@@ -224,6 +224,34 @@ class Settings(BaseSettings):
         description="YAML file of notification endpoints for finding transitions "
         "(docs/continuous.md)",
     )
+    max_containers_per_object: int = Field(
+        default=1000,
+        gt=0,
+        description="Most containers (all lists together) an admitted object may have; an "
+        "object with more is denied unevaluated, naming this limit",
+    )
+    header_read_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a client has to send a request's line and headers (from the "
+        "connection's opening, or the request's first byte); later, 408 and the connection "
+        "is closed",
+    )
+    body_read_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a client has to send a request's whole body after its headers; "
+        "later, 408 and the connection is closed",
+    )
+    ingest_workers: int = Field(
+        # One: on the reference 2-core machine two workers doubled admission p99 under 8
+        # concurrent 10 MiB uploads where one left it at 2 to 3x (bench/mixed.py).
+        default=1,
+        ge=0,
+        description="Worker processes per server process that parse, verify and store uploads, "
+        "at a lower CPU priority, so uploads never stall admission (keep it below the number of "
+        "cores); 0 runs them in threads of the server process",
+    )
     # CLI client side
     server: str = Field(
         default="http://127.0.0.1:8080", description="Server URL used by the CLI client"

@@ -121,10 +121,12 @@ def tokens(db: Database) -> TokenFactory:
     return TokenFactory(db)
 
 
-def make_app(db_url: str, policy_dir: Path, *, admission_recorder: str = "thread"):
-    """An in-process app on the test database and policies. It records admissions in a thread
-    by default: a child process per test app would cost a second each. The real server
-    processes (tests/server.py) use the default."""
+def make_app(
+    db_url: str, policy_dir: Path, *, admission_recorder: str = "thread", ingest_workers: int = 0
+):
+    """An in-process app on the test database and policies. It records admissions and ingests
+    uploads in threads by default: a child process per test app would cost a second each. The
+    real server processes (tests/server.py) use the defaults (processes)."""
     from app.main import create_app
     from app.settings import Settings
 
@@ -134,6 +136,7 @@ def make_app(db_url: str, policy_dir: Path, *, admission_recorder: str = "thread
             policy_dir=policy_dir,
             audit_key_file=policy_dir.parent / "audit-key.pem",
             admission_recorder=admission_recorder,
+            ingest_workers=ingest_workers,
         )
     )
 

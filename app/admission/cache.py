@@ -68,8 +68,7 @@ def _bump_before_commit(session: Session) -> None:
 def _expire_after_commit(session: Session) -> None:
     # This process's own decisions see the change at once, not after max_age.
     if session.info.pop(_BUMPED, None):
-        for reader in list(_READERS):
-            reader.expire()
+        expire_index_readers()
 
 
 @event.listens_for(Session, "after_rollback")
@@ -117,6 +116,13 @@ def current_index_version(engine: Engine) -> int:
 
 
 _READERS: weakref.WeakSet[IndexVersionReader] = weakref.WeakSet()
+
+
+def expire_index_readers() -> None:
+    """A change was committed for this process by another one (an ingest worker): this
+    process's decisions must see it at once, as if it had committed it itself."""
+    for reader in list(_READERS):
+        reader.expire()
 
 
 class IndexVersionReader:

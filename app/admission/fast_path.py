@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import time
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive, Scope, Send
 
 from app import jsoncodec
 from app.admission.auth import webhook_caller
 from app.admission.router import answer_review
-from app.errors import ApiError, error_body
+from app.db import DATABASE_UNAVAILABLE
+from app.errors import ApiError, database_unavailable, error_body
 from app.metrics import Metrics
 
 log = logging.getLogger("provenant.admission")
@@ -54,6 +55,15 @@ class AdmissionFastPath:
             body = jsoncodec.dumps(error_body(exc.code, exc.message, exc.details))
             if exc.status == 401:
                 headers = _JSON + _CHALLENGE
+        except DATABASE_UNAVAILABLE as exc:
+            # Only before deciding (the caller's token): a decision the database fails is
+            # refused as not recorded, with a 200 (app.admission.service).
+            status = 503
+            body, extra = database_unavailable(exc)
+            headers = _JSON + extra
+        except ClientDisconnect:  # hung up, or cut off as too slow (app/slow_clients.py)
+            status = 408
+            body = jsoncodec.dumps(error_body("request_timeout", "the body never arrived"))
         except Exception:
             log.exception("unhandled error on POST %s", PATH)
             status = 500

@@ -29,15 +29,16 @@ from app.policy.matching import parse_image
 
 
 def image_digests(images: Iterable[str]) -> list[Digest]:
-    digests: list[Digest] = []
+    # A dict keeps the order and finds duplicates in constant time (a list made it quadratic).
+    digests: dict[Digest, None] = {}
     for image in images:
         try:
             digest = parse_image(image).digest
         except ValueError:
             continue  # the engine reports it
-        if digest is not None and digest not in digests:
-            digests.append(digest)
-    return digests
+        if digest is not None:
+            digests[digest] = None
+    return list(digests)
 
 
 def prefetching_lookup(

@@ -166,6 +166,7 @@ def admission(request: Request) -> Admission:
         cache=state.admission_cache,
         index=state.admission_index,
         registry=getattr(state, "admission_registry", None),
+        max_containers=state.settings.max_containers_per_object,
     )
 
 

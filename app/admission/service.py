@@ -35,7 +35,7 @@ from app.admission.verdicts import (
     from_evaluation,
     not_evaluated,
 )
-from app.db import Database
+from app.db import DATABASE_UNAVAILABLE, Database
 from app.policy.engine import evaluate_images, workload_evaluation
 from app.policy.matching import any_matches, parse_image
 from app.policy.results import Evaluation, ImageResult
@@ -55,6 +55,8 @@ class Admission:
     index: IndexVersionReader | None = None
     # None: no network at admission, whatever policies ask (simulation, CLI replays).
     registry: RegistryAccess | None = None
+    # PROVENANT_MAX_CONTAINERS_PER_OBJECT; None: no limit (replays of recorded requests).
+    max_containers: int | None = None
 
 
 class NeedsDatabase(Exception):
@@ -93,7 +95,12 @@ async def decide_async(
     index = admission.index
     if index is not None and index.fresh() is None:
         # One primary-key read, off the loop; then the decision can usually stay on it.
-        await index.refresh()
+        try:
+            await index.refresh()
+        except DATABASE_UNAVAILABLE:
+            # Deciding reads it again below, in a worker thread, where a failure becomes an
+            # error verdict, and then cannot be recorded: refused, never admitted unrecorded.
+            pass
     try:
         prepared = prepare(admission, review, body, extraction, caller, cached_only=True)
     except NeedsDatabase:
@@ -138,6 +145,10 @@ def prepare(
         cached_only=cached_only,
     )
     answer = respond(review, verdict, decision_id, policy_hash).as_json()
+    if over_container_limit(admission, extraction):
+        # Recorded without its thousands of image rows: none was evaluated, and the review as
+        # received (kept in the record) still lists them.
+        extraction = None
     record = records.DecisionRecord(
         id=decision_id,
         at=now,
@@ -225,6 +236,8 @@ def judge(
         kind = f"{request.kind.group or 'core'}/{request.kind.version}/{request.kind.kind}"
         reason = f"{kind} is not a kind Provenant reads images from; allowed without evaluation"
         return not_evaluated("unsupported", reason, warning=f"Provenant: {reason}")
+    if over_container_limit(admission, extraction):
+        return container_limit_verdict(len(extraction.containers), admission.max_containers)
     images = extraction.images
     if not images:
         return not_evaluated("allowed", "the object has no containers")
@@ -253,6 +266,21 @@ def judge(
         permitted=namespace is not None and config.break_glass_allowed(namespace),
         namespace=namespace,
     )
+
+
+def over_container_limit(admission: Admission, extraction: Extraction | None) -> bool:
+    limit = admission.max_containers
+    return limit is not None and extraction is not None and len(extraction.containers) > limit
+
+
+def container_limit_verdict(count: int, limit: int | None) -> Verdict:
+    """Refused before evaluation: evaluating costs time per container, and no real workload
+    comes near the limit, so an object over it is hostile or broken."""
+    line = (
+        f"the object has {count} containers, more than PROVENANT_MAX_CONTAINERS_PER_OBJECT "
+        f"({limit}); it was not evaluated"
+    )
+    return Verdict(False, "denied", [line], denial=[line])
 
 
 def evaluate(

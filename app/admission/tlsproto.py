@@ -17,12 +17,7 @@ import asyncio
 import ssl
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
-
-try:  # the same preference as uvicorn's "auto"
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
-except ImportError:  # pragma: no cover - httptools is part of uvicorn[standard]
-    _Base = H11Protocol  # type: ignore[assignment,misc]
+from app.slow_clients import SlowClientProtocol
 
 # ASGI TLS extension: tls_version is the TLS wire number.
 _TLS_VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
@@ -58,8 +53,9 @@ def _with_tls(app: Any, tls: dict[str, Any]) -> Any:
     return app_with_tls
 
 
-class PeerCertProtocol(_Base):
-    """uvicorn's HTTP/1.1 protocol plus the TLS extension in every request's scope."""
+class PeerCertProtocol(SlowClientProtocol):
+    """uvicorn's HTTP/1.1 protocol (with the slow-client deadlines) plus the TLS extension in
+    every request's scope."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

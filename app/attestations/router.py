@@ -24,6 +24,7 @@ from app.attestations.schemas import (
     RevokeRequest,
     UploadResult,
 )
+from app.attestations.workers import IngestWorkers
 from app.auth.dependencies import require, require_async
 from app.auth.schemas import Principal, Scope
 from app.db import Database
@@ -127,7 +128,6 @@ async def upload(
     The format is detected from the content. Each document is verified once, here, offline; the
     verified facts are stored and indexed by subject digest.
     """
-    db = request.app.state.db
     body = await read_body(request, request.app.state.settings.max_upload_bytes, principal.name)
     trust = _trust(request)
     subject = None
@@ -135,28 +135,18 @@ async def upload(
         algorithm, hex_ = parse_digest(subject_digest, "subject_digest")
         subject = service.MessageSubject(subject_name or subject_digest, algorithm, hex_)
     content_type = request.headers.get("content-type")
-
-    from app.verification.formats import sniff
-
-    try:
-        detected = sniff(body, content_type)
-    except VerificationError as exc:
-        await run_in_threadpool(service.record_rejection, db, principal.name, body, exc)
-        status = 400 if exc.code == "malformed" else 422
-        raise ApiError(status, exc.code, exc.message, exc.details) from exc
-
-    if detected.format == "jsonl":
-        return await _upload_jsonl(db, trust, body, principal.name, subject)
-
-    outcome = await run_in_threadpool(
-        service.ingest,
-        db,
-        trust,
-        body,
-        uploader=principal.name,
-        subject=subject,
-        detected=detected,
+    # Parsing, verifying and storing run in an ingest worker process (app/attestations/workers):
+    # never on the event loop that answers admission.
+    workers: IngestWorkers = request.app.state.ingest_workers
+    outcome = await workers.ingest_upload(
+        trust, body, content_type=content_type, uploader=principal.name, subject=subject
     )
+
+    if outcome is None:  # .intoto.jsonl: each line through the workers too
+        return await _upload_jsonl(
+            request.app.state.db, workers, trust, body, principal.name, subject
+        )
+
     if outcome.error is not None:
         status = 400 if outcome.error.code == "malformed" else 422
         raise ApiError(status, outcome.error.code, outcome.error.message, outcome.error.details)
@@ -166,6 +156,7 @@ async def upload(
 
 async def _upload_jsonl(
     db: Database,
+    workers: IngestWorkers,
     trust: TrustStore,
     body: bytes,
     uploader: str,
@@ -183,10 +174,9 @@ async def _upload_jsonl(
         raise ApiError(status, exc.code, exc.message, exc.details) from exc
     results = []
     for number, line in enumerate(lines, start=1):
-        outcome = await run_in_threadpool(
-            service.ingest, db, trust, line, uploader=uploader, subject=subject, line=number,
-            record_rejection=False,
-        )  # fmt: skip
+        outcome = await workers.ingest(
+            trust, line, uploader=uploader, subject=subject, line=number, record_rejection=False
+        )
         results.append(LineResult(line=number, **_result(outcome).model_dump()))
     counts = {s: sum(r.status == s for r in results) for s in ("created", "existing", "rejected")}
     response = JsonlUploadResponse(results=results, **counts).model_dump(mode="json")

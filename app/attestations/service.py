@@ -143,6 +143,29 @@ def ingest(
     )
 
 
+def ingest_upload(
+    db: Database,
+    trust: TrustStore,
+    raw: bytes,
+    *,
+    content_type: str | None,
+    uploader: str,
+    subject: MessageSubject | None = None,
+) -> Outcome | None:
+    """A whole upload: detect its format and ingest it; None for .intoto.jsonl, whose lines the
+    caller ingests one by one. An upload that is not a document at all is a rejection."""
+    from app.verification.formats import sniff
+
+    try:
+        detected = sniff(raw, content_type)
+    except VerificationError as exc:
+        record_rejection(db, uploader, raw, exc)
+        return Outcome("rejected", sha256_hex(raw), error=exc)
+    if detected.format == "jsonl":
+        return None
+    return ingest(db, trust, raw, uploader=uploader, subject=subject, detected=detected)
+
+
 def _existing(session: Session, digest: str) -> Outcome:
     row = session.get(Attestation, digest)
     return Outcome("existing", digest, summary(row) if row is not None else None)

@@ -47,3 +47,7 @@ class VerificationError(Exception):
 
     def __repr__(self) -> str:
         return f"VerificationError({self.code!r}, {self.message!r})"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Ingest workers send it back to the server process (app/attestations/workers.py).
+        return (type(self), (self.code, self.message, self.details))

@@ -35,6 +35,12 @@ class TrustedKey:
     public_key_pem: str
     source: str  # where it was configured, e.g. "policies/keys/release.pub"
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # cryptography's key objects do not pickle, and ingest workers get the trust store
+        # pickled (app/attestations/workers.py): the PEM is the same key.
+        fields = (self.key_id, self.algorithm, self.public_key_pem, self.source)
+        return (_trusted_key_from_pem, fields)
+
     def verify(self, signature: bytes, data: bytes) -> bool:
         """True when ``signature`` is a valid signature over ``data`` by this key."""
         key = self.public_key
@@ -63,6 +69,11 @@ class TrustedKey:
                     return precise
             return None
         return self.algorithm if self.verify(signature, data) else None
+
+
+def _trusted_key_from_pem(key_id: str, algorithm: str, pem: str, source: str) -> TrustedKey:
+    public_key = serialization.load_pem_public_key(pem.encode())
+    return TrustedKey(key_id, algorithm, public_key, pem, source)
 
 
 _EC_HASHES: dict[int, type[hashes.HashAlgorithm]] = {

@@ -7,7 +7,6 @@ acceptable is policy, decided later against the facts extracted by ``slsa_facts`
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -71,8 +70,14 @@ def parse_statement(payload: bytes | str | Mapping[str, Any]) -> ParsedStatement
     ``statement_invalid`` naming the first problem found.
     """
     if isinstance(payload, Mapping):
-        # The caller's mapping is not ours to normalise: work on a copy.
-        statement = copy.deepcopy(dict(payload))
+        # The caller's mapping is not ours to normalise: copy what normalising changes (the
+        # top level and each subject), never the predicate. A deep copy of a 10 MiB predicate
+        # of small objects took 23 s of an upload's CPU (issue 11).
+        statement = dict(payload)
+        if isinstance(statement.get("subject"), list):
+            statement["subject"] = [
+                dict(rd) if isinstance(rd, dict) else rd for rd in statement["subject"]
+            ]
     else:
         try:
             data = strict_json.loads(payload, "the payload")
