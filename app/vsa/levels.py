@@ -8,11 +8,14 @@ from what a provenance claims about itself:
   layouts, other VSAs).
 - Build L1: a passing requirement used SLSA provenance (verified at ingest: it is signed and
   names the artifact by digest).
-- Build L2: that requirement also pinned the builder (``slsa.builderId``): the policy author
-  vouches for the build platform that signed it.
-- Build L3: the pinned builder is one slsa-verifier trusts as isolated (the slsa-github-generator
-  reusable workflows and delegators) and the provenance was signed keyless by that very
-  workflow (certificate ``buildSignerURI`` names it), so the tenant's steps could not sign it.
+- Build L2: that requirement also pinned the builder (``slsa.builderId`` exact or prefix, not
+  ``{any: true}``). A passing ``slsa:`` requirement implies the builder was bound to a signer
+  its authorities accept (``app.policy.slsa_signer``), so the pinned builder is the platform
+  that signed, not text the tenant wrote.
+- Build L3: the pinned builder is one slsa-verifier trusts as isolated (slsa-github-generator's
+  reusable workflows) and one keyless signer that the requirement's authorities accept is that
+  very workflow, name and release ref (the binding of ``app.policy.slsa_signer``, asked again
+  here of each signer), so the tenant's steps could not sign it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Any
 
 from app.policy.facts import StoredAttestation
 from app.policy.loader import CompiledRequirement
+from app.policy.slsa import BYOB_BUILD_TYPE
+from app.policy.slsa_signer import builder_signer_problem
 
 PROVENANCE_TYPES = frozenset(
     {
@@ -56,13 +61,21 @@ def provenance_level(requirement: CompiledRequirement, attestation: StoredAttest
     slsa = requirement.slsa
     if slsa is None or not (slsa.builder_id_exact or slsa.builder_id_prefix):
         return 1
-    builder = _name(builder_id(attestation.statement or {}))
-    if builder.startswith(ISOLATED_BUILDERS) and any(
-        signer.kind == "keyless"
-        and _name(signer.extensions.get("buildSignerURI") or signer.san or "") == builder
-        for signer in attestation.signers
-    ):
-        return 3
+    statement = attestation.statement or {}
+    builder = builder_id(statement)
+    if not builder.startswith(ISOLATED_BUILDERS) or build_type(statement) == BYOB_BUILD_TYPE:
+        # A BYOB build is signed by the delegator, not by the builder it names.
+        return 2
+    # The engine knows some accepted signer is bound, not which: an attestation with several
+    # signers must not borrow L3 from one the requirement did not accept.
+    for signer in attestation.signers:
+        if signer.kind != "keyless":
+            continue
+        if not any(a.mismatch(attestation, signer) is None for a in requirement.authorities):
+            continue
+        problem = builder_signer_problem(statement, builder, "", signer, any_builder=False)
+        if problem is None:
+            return 3
     return 2
 
 
@@ -77,5 +90,11 @@ def builder_id(statement: Mapping[str, Any]) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _name(builder: str) -> str:
-    return builder.split("@", 1)[0]
+def build_type(statement: Mapping[str, Any]) -> str:
+    predicate = statement.get("predicate")
+    if not isinstance(predicate, Mapping):
+        return ""
+    definition = predicate.get("buildDefinition")
+    holder = definition if isinstance(definition, Mapping) else predicate  # v1 / v0.x
+    value = holder.get("buildType")
+    return value if isinstance(value, str) else ""

@@ -1,4 +1,6 @@
-"""An issuing Provenant: trusts the test Sigstore stack; one ImagePolicy pins the builder."""
+"""An issuing Provenant: trusts the test Sigstore stack; one ImagePolicy asks for provenance by
+a GitHub reusable-workflow builder, which (as for every ``slsa:`` requirement) must be the
+workflow that signed it."""
 
 from __future__ import annotations
 
@@ -8,13 +10,22 @@ from typing import Any
 import pytest
 
 from tests.helpers import write_trust
-from tests.sigstore_stack import DEFAULT_ISSUER, SigstoreTestStack
+from tests.sigstore_stack import DEFAULT_IDENTITY, DEFAULT_ISSUER, SigstoreTestStack
 
 REPOSITORY = "ghcr.io/acme/app"
 GENERATOR = (
     "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/"
     "generator_generic_slsa3.yml"
 )
+# An isolated builder (slsa-verifier trusts it): provenance it signs itself is Build L3.
+ISOLATED_BUILDER = f"{GENERATOR}@refs/tags/v2.0.0"
+# acme's own reusable build workflow: hosted and bound to its signer, but not one slsa-verifier
+# trusts as isolated, so Build L2.
+PLATFORM_BUILDER = (
+    "https://github.com/acme/build-platform/.github/workflows/build.yml@refs/tags/v1.0.0"
+)
+# The prefix admits both; the binding does the pinning: a GitHub workflow builder counts only
+# when it is the workflow that signed (Build Signer URI), at the ref the provenance claims.
 ISSUER_POLICY = f"""\
 apiVersion: provenant.dev/v1alpha1
 kind: ImagePolicy
@@ -30,7 +41,7 @@ spec:
             subjectRegExp: '^https://github\\.com/.+$'
   require:
     - predicateType: https://slsa.dev/provenance/v1
-      slsa: {{builderId: "{GENERATOR}"}}
+      slsa: {{builderId: {{prefix: "https://github.com/"}}}}
 """
 
 
@@ -62,7 +73,16 @@ def app(db_url: str, policy_dir: Path, tmp_path: Path):
     )
 
 
+def signed_by_workflow(builder: str) -> dict[str, Any]:
+    """``sign_dsse`` arguments for the keyless identity GitHub gives reusable workflow
+    ``builder`` called by acme/app's release workflow: SAN and Build Signer URI name the
+    reusable workflow, Build Config URI the caller."""
+    return {
+        "identity": builder,
+        "extensions": {"buildSignerURI": builder, "buildConfigURI": DEFAULT_IDENTITY},
+    }
+
+
 def signer_is_builder() -> dict[str, Any]:
-    """Keyless signing identity of the builder's own reusable workflow (a SLSA L3 builder)."""
-    identity = f"{GENERATOR}@refs/tags/v2.0.0"
-    return {"identity": identity, "extensions": {"buildSignerURI": identity}}
+    """Signed by slsa-github-generator's own workflow, the builder it claims (Build L3)."""
+    return signed_by_workflow(ISOLATED_BUILDER)

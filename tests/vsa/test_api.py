@@ -22,7 +22,13 @@ from app.vsa.offline import Expectations, verify_vsa
 from tests.attestations.conftest import statement
 from tests.helpers import TokenFactory
 from tests.sigstore_stack import SigstoreTestStack
-from tests.vsa.conftest import REPOSITORY, signer_is_builder
+from tests.vsa.conftest import (
+    ISOLATED_BUILDER,
+    PLATFORM_BUILDER,
+    REPOSITORY,
+    signed_by_workflow,
+    signer_is_builder,
+)
 
 DIGEST = hashlib.sha256(b"vsa-api").hexdigest()
 IMAGE = f"{REPOSITORY}@sha256:{DIGEST}"
@@ -101,8 +107,10 @@ def test_issues_a_signed_passed_vsa_that_verifies_offline(
 def test_levels_follow_the_signer_and_the_checks(
     client: TestClient, tokens: TokenFactory, stack: SigstoreTestStack
 ) -> None:
-    # Signed by the caller's workflow, not the isolated builder: the builder check makes L2.
-    upload(client, tokens, stack.sign_dsse(statement(REPOSITORY, DIGEST)))
+    # Built and signed by acme's own reusable workflow: pinned by the policy and bound to its
+    # signer, but not a builder slsa-verifier trusts as isolated, so L2.
+    provenance = statement(REPOSITORY, DIGEST, builder=PLATFORM_BUILDER)
+    upload(client, tokens, stack.sign_dsse(provenance, **signed_by_workflow(PLATFORM_BUILDER)))
     response = client.get(f"/v1/artifacts/sha256:{DIGEST}/vsa?policy=acme", headers=tokens("read"))
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "resource_uri_required"
@@ -115,6 +123,39 @@ def test_levels_follow_the_signer_and_the_checks(
     assert predicate["verifiedLevels"] == ["SLSA_BUILD_LEVEL_2"]
     assert predicate["resourceUri"] == "https://example.com/app.tar"
     assert payload(response.json())["subject"][0]["name"] == f"sha256:{DIGEST}"
+
+
+@pytest.mark.parametrize(
+    ("builder", "signer"),
+    [
+        # The caller's workflow wrote the isolated builder's id into its own provenance.
+        (ISOLATED_BUILDER, {}),
+        # The generator's workflow signed, but at another ref than the provenance claims.
+        (
+            ISOLATED_BUILDER,
+            signed_by_workflow(ISOLATED_BUILDER.replace("v2.0.0", "v2.1.0")),
+        ),
+        # acme's platform builder named by a provenance the caller's workflow signed.
+        (PLATFORM_BUILDER, {}),
+    ],
+)
+def test_a_builder_not_bound_to_its_signer_gets_no_level(
+    client: TestClient,
+    tokens: TokenFactory,
+    stack: SigstoreTestStack,
+    builder: str,
+    signer: dict[str, Any],
+) -> None:
+    upload(
+        client, tokens, stack.sign_dsse(statement(REPOSITORY, DIGEST, builder=builder), **signer)
+    )
+    response = client.get(
+        f"/v1/artifacts/sha256:{DIGEST}/vsa?image={REPOSITORY}", headers=tokens("read")
+    )
+    assert response.headers["X-VSA-Result"] == "FAILED"
+    predicate = payload(response.json())["predicate"]
+    assert predicate["verifiedLevels"] == ["FAILED"]
+    assert predicate["inputAttestations"] == []
 
 
 def test_an_artifact_that_fails_its_policy_gets_a_signed_failed_vsa(
@@ -213,7 +254,7 @@ def test_issuing_needs_the_read_scope(client: TestClient, tokens: TokenFactory) 
 def test_rotation_publishes_both_keys_and_signs_with_the_new_one(
     client: TestClient, tokens: TokenFactory, app: Any, stack: SigstoreTestStack
 ) -> None:
-    upload(client, tokens, stack.sign_dsse(statement(REPOSITORY, DIGEST)))
+    upload(client, tokens, stack.sign_dsse(statement(REPOSITORY, DIGEST), **signer_is_builder()))
     read = tokens("read")
     before = client.get(f"/v1/artifacts/sha256:{DIGEST}/vsa?image={REPOSITORY}", headers=read)
     old_id = before.headers["X-VSA-Key-Id"]

@@ -31,7 +31,13 @@ from tests.conftest import PG_ADMIN_URL
 from tests.helpers import TokenFactory
 from tests.server import REPO, ServerProcess
 from tests.sigstore_stack import SigstoreTestStack
-from tests.vsa.conftest import REPOSITORY, issuer_policies, signer_is_builder
+from tests.vsa.conftest import (
+    ISOLATED_BUILDER,
+    PLATFORM_BUILDER,
+    REPOSITORY,
+    issuer_policies,
+    signed_by_workflow,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -123,8 +129,12 @@ def test_a_vsa_issued_by_one_provenant_admits_on_another(
     consumer_tokens = TokenFactory(consumer_db)
     with hub:
         with hub.client(headers=tokens("upload")) as client:
-            for digest, signer in ((L3, signer_is_builder()), (L2, {})):
-                bundle = stack.sign_dsse(statement(REPOSITORY, digest), **signer)
+            # Each provenance signed by the workflow it names as builder: the generator (L3),
+            # acme's own reusable workflow (L2).
+            for digest, builder in ((L3, ISOLATED_BUILDER), (L2, PLATFORM_BUILDER)):
+                bundle = stack.sign_dsse(
+                    statement(REPOSITORY, digest, builder=builder), **signed_by_workflow(builder)
+                )
                 assert client.post("/v1/attestations", content=bundle).status_code == 201
         cli_env = {
             "PROVENANT_SERVER": hub.base_url,
