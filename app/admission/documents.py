@@ -1,8 +1,9 @@
 """A decision's large documents, split into what many decisions share and what is its own.
 
 A Deployment of 50 replicas asks 50 times about the same Pod template and gets the same
-explanation 50 times, except for three values: the review's ``uid`` and the decision's id (in
-the response's annotations, denial message and warnings). The shared part is stored once,
+explanation 50 times, except for four values: the review's ``uid``, the decision's id (in the
+response's annotations, denial message and warnings), its time (``evaluated_at``) and the Pod's
+name (in a denial's message). The shared part is stored once,
 under the SHA-256 of its canonical JSON; the decision's row keeps its own values. ``join_*``
 puts back exactly the document that was split, byte for byte in canonical form, so the hashes
 the audit log committed to (``request_sha256``, ``explanation_sha256``) still verify.
@@ -111,9 +112,7 @@ def split_explanation(
     return shared
 
 
-def join_explanation(
-    stored: Any, decision_id: str, uid: str, at: str, name: str | None
-) -> Any:
+def join_explanation(stored: Any, decision_id: str, uid: str, at: str, name: str | None) -> Any:
     """The explanation ``split_explanation`` split, from its stored part (as read back)."""
     response = stored.get("response") if isinstance(stored, dict) else None
     if not isinstance(response, dict) or "uid" in response:
@@ -135,20 +134,21 @@ def _filled(shared: bytes, decision_id: str, at: str, name: str | None) -> bytes
     return shared.replace(_TIME_MARK, at.encode()).replace(_ID_MARK, decision_id.encode())
 
 
-def split_request(request: dict[str, Any]) -> tuple[bytes, dict[str, Any]]:
-    """The shared part of a stored request (canonical JSON) and its own values: the review's
-    uid (also in the decision's row, kept here too so the split never depends on it) and
-    each of ``_OWN_REQUEST_PATHS`` present, by dotted path."""
+def split_request(request: dict[str, Any], uid: str) -> tuple[bytes, dict[str, Any]]:
+    """The shared part of a stored request (canonical JSON) and its own values by dotted path:
+    each of ``_OWN_REQUEST_PATHS`` present, and the review's uid unless it is ``uid`` (the
+    decision row's, which ``join_request`` then puts back)."""
     own: dict[str, Any] = {}
     template = _without(request, (), own)
+    if own.get("uid") == uid:
+        del own["uid"]
     return canonical_bytes(template), own
 
 
-def join_request(template: Any, own: dict[str, Any] | None) -> Any:
-    if not own:
-        return template
+def join_request(template: Any, own: dict[str, Any] | None, uid: str) -> Any:
     whole = dict(template)
-    for dotted, value in own.items():
+    whole["uid"] = uid  # an AdmissionRequest always has one; ``own`` may hold it instead
+    for dotted, value in (own or {}).items():
         _put(whole, dotted.split("."), value)
     return whole
 

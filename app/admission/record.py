@@ -248,7 +248,7 @@ def prepare_message(message: DecisionMessage) -> PreparedDecision:
     stored_request = without_managed_fields(request)
     # Hashed as the whole request, stored as its shared part and its own values.
     request_sha256 = hashlib.sha256(canonical_bytes(stored_request)).hexdigest()
-    request_template, request_own = split_request(stored_request)
+    request_template, request_own = split_request(stored_request, header["uid"])
     request_key = hashlib.sha256(request_template).hexdigest()
     entries = header["images"]
     images = [{k: v for k, v in entry.items() if k != "policies"} for entry in entries]

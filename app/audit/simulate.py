@@ -162,8 +162,9 @@ def _batch(
     """The next recorded requests of the window, oldest first."""
     columns = (
         Decision.id, Decision.created_at, Decision.namespace, Decision.kind, Decision.name,
-        Decision.allowed, Decision.outcome, Decision.dry_run, DecisionExplanation.images,
-        DecisionRequest.request.label("shared_request"), Decision.request_own,
+        Decision.uid, Decision.allowed, Decision.outcome, Decision.dry_run,
+        DecisionExplanation.images, DecisionRequest.request.label("shared_request"),
+        Decision.request_own,
     )  # fmt: skip
     query = (
         select(*columns)
@@ -181,7 +182,9 @@ def _batch(
 def _replay(admission: Admission, proposed: PolicySet, row: Any, now: datetime) -> Verdict | None:
     """The proposal's verdict on the recorded request; None when it cannot be read again."""
     try:
-        request = AdmissionRequest.model_validate(join_request(row.shared_request, row.request_own))
+        request = AdmissionRequest.model_validate(
+            join_request(row.shared_request, row.request_own, row.uid)
+        )
         extraction = extract_images(request)
     except (ValidationError, ExtractError):
         return None

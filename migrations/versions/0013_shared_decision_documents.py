@@ -46,6 +46,9 @@ def upgrade() -> None:
     _move_out()
     for column in _OLD:
         op.drop_column('admission_decisions', column)
+    # No query reads by uid or by outcome alone; each cost an index entry per decision.
+    op.drop_index('ix_admission_decisions_uid', table_name='admission_decisions')
+    op.drop_index('ix_admission_decisions_outcome', table_name='admission_decisions')
 
 
 def _decisions(*columns: str) -> sa.TableClause:
@@ -114,7 +117,7 @@ def _move_out() -> None:
                     'images': row.images,
                     'reasons': row.reasons,
                 })
-            template, own = split_request(row.request)
+            template, own = split_request(row.request, row.uid)
             request_key = hashlib.sha256(template).hexdigest()
             if ('r', request_key) not in stored:
                 stored.add(('r', request_key))
@@ -144,6 +147,8 @@ def _value(canonical: bytes) -> object:
 
 
 def downgrade() -> None:
+    op.create_index('ix_admission_decisions_outcome', 'admission_decisions', ['outcome'])
+    op.create_index('ix_admission_decisions_uid', 'admission_decisions', ['uid'])
     for column in _OLD:
         op.add_column('admission_decisions', sa.Column(column, _JSON, nullable=True))
     _move_back()
@@ -201,7 +206,7 @@ def _move_back() -> None:
                     'v_explanation': join_explanation(
                         row.explanation, row.id, row.uid, time_text(row.created_at), row.name
                     ),
-                    'v_request': join_request(row.request, row.request_own),
+                    'v_request': join_request(row.request, row.request_own, row.uid),
                 }
                 for row in batch
             ],

@@ -126,16 +126,21 @@ def test_a_request_splits_into_its_template_and_own_values_and_back() -> None:
         }  # fmt: skip
 
     one, two = pod("a1", "web-1"), pod("b2", "web-2")
-    template_1, own_1 = split_request(one)
-    template_2, own_2 = split_request(two)
+    template_1, own_1 = split_request(one, "a1")
+    template_2, own_2 = split_request(two, "other")
     assert template_1 == template_2
-    assert own_1["uid"] == "a1" and own_1["object.metadata.name"] == "web-1"
-    for request, template, own in ((one, template_1, own_1), (two, template_2, own_2)):
-        assert canonical_bytes(join_request(json_value(template), own)) == canonical_bytes(request)
+    # The row's uid is not repeated; a request whose uid is not the row's keeps its own.
+    assert "uid" not in own_1 and own_2["uid"] == "b2" and own_1["object.metadata.name"] == "web-1"
+    for request, template, own, uid in (
+        (one, template_1, own_1, "a1"),
+        (two, template_2, own_2, "other"),
+    ):
+        joined = join_request(json_value(template), own, uid)
+        assert canonical_bytes(joined) == canonical_bytes(request)
     # An object without metadata, or a key that is absent, stays absent.
     bare = {"uid": "c3", "object": {"spec": {}}}
-    template, own = split_request(bare)
-    assert join_request(json_value(template), own) == bare
+    template, own = split_request(bare, "c3")
+    assert join_request(json_value(template), own, "c3") == bare
 
 
 def _replica(pod: dict[str, Any], index: int) -> dict[str, Any]:
