@@ -15,18 +15,22 @@ from sqlalchemy import (
     String,
     Text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.admission.documents import join_explanation, join_request, time_text
 from app.db import Base, BigIdType, JsonType, UtcDateTime
 
 
 class Decision(Base):
     """One answer to one AdmissionReview, dry runs included (flagged).
 
-    ``request`` is the review's request as received, minus ``managedFields``, so that a later
-    policy set can be replayed against exactly what was asked. The audit event written in the
-    same transaction names the decision and carries the hashes of ``request`` and
-    ``explanation``, which ties these large columns into the tamper-evident log.
+    The row keeps the request's own facts and the keys of two shared documents
+    (``app/admission/documents.py``): the explanation with the images and reasons shown in
+    lists (``DecisionExplanation``), and the request as received minus ``managedFields``
+    (``DecisionRequest``), each stored once for every decision of a Pod template. The
+    properties below put the decision's own values back, so ``explanation`` and ``request``
+    read exactly as they were decided and hash to what the audit event written in the same
+    transaction committed to (``explanation_sha256``, ``request_sha256``).
     """
 
     __tablename__ = "admission_decisions"
@@ -34,7 +38,9 @@ class Decision(Base):
     # Time-ordered UUID (v7 layout): shown to users in denial messages, sorts by time.
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
-    uid: Mapped[str] = mapped_column(String(256), index=True)  # the AdmissionReview's uid
+    # The AdmissionReview's uid. Not indexed: no query reads by it, and an index of random
+    # values costs a page write per decision (migration 0013 dropped it).
+    uid: Mapped[str] = mapped_column(String(256))
     namespace: Mapped[str | None] = mapped_column(Text, index=True)
     kind: Mapped[str] = mapped_column(Text)  # group/version/Kind of the object
     name: Mapped[str | None] = mapped_column(Text)
@@ -42,18 +48,74 @@ class Decision(Base):
     operation: Mapped[str] = mapped_column(String(16))
     user: Mapped[str] = mapped_column(Text)  # userInfo.username: who asked Kubernetes
     caller: Mapped[str] = mapped_column(Text)  # who called the webhook (token or certificate)
-    # [{image, digest, reference, containers, allowed}]
-    images: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)
     allowed: Mapped[bool] = mapped_column(Boolean)
     # allowed | denied | warn | audit | error | break-glass | excluded | unsupported | skipped
-    # | unchanged
-    outcome: Mapped[str] = mapped_column(String(32), index=True)
-    reasons: Mapped[list[str]] = mapped_column(JsonType)
-    explanation: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    # | unchanged. Not indexed (since 0013): queries by outcome are within a time window.
+    outcome: Mapped[str] = mapped_column(String(32))
     policy_hash: Mapped[str | None] = mapped_column(String(64))
     dry_run: Mapped[bool] = mapped_column(Boolean)
-    request: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    # Always written; nullable only because migration 0013 added them to a table SQLite could
+    # not rebuild (see there).
+    explanation_key: Mapped[str] = mapped_column(String(64), nullable=True)  # its sha256
+    request_key: Mapped[str] = mapped_column(String(64), nullable=True)  # DecisionRequest's
+    # The request's own values, by dotted path (documents.split_request).
+    request_own: Mapped[dict[str, Any]] = mapped_column(JsonType, nullable=True)
     request_sha256: Mapped[str] = mapped_column(String(64))
+
+    shared_explanation: Mapped[DecisionExplanation] = relationship(
+        primaryjoin="foreign(Decision.explanation_key) == DecisionExplanation.sha256",
+        lazy="joined",
+        viewonly=True,
+    )
+    shared_request: Mapped[DecisionRequest] = relationship(
+        primaryjoin="foreign(Decision.request_key) == DecisionRequest.sha256",
+        lazy="joined",
+        viewonly=True,
+    )
+
+    @property
+    def images(self) -> list[dict[str, Any]]:  # [{image, digest, reference, containers, allowed}]
+        return self.shared_explanation.images
+
+    @property
+    def reasons(self) -> list[str]:
+        return self.shared_explanation.reasons
+
+    @property
+    def explanation(self) -> dict[str, Any]:
+        return join_explanation(
+            self.shared_explanation.explanation,
+            self.id,
+            self.uid,
+            time_text(self.created_at),
+            self.name,
+        )
+
+    @property
+    def request(self) -> dict[str, Any]:
+        return join_request(self.shared_request.request, self.request_own, self.uid)
+
+
+class DecisionExplanation(Base):
+    """An explanation shared by decisions, stored once under the SHA-256 of this row's
+    canonical JSON ``{"explanation", "images", "reasons"}`` (``documents.explanation_body``)."""
+
+    __tablename__ = "admission_explanations"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    explanation: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    images: Mapped[list[dict[str, Any]]] = mapped_column(JsonType)
+    reasons: Mapped[list[str]] = mapped_column(JsonType)
+
+
+class DecisionRequest(Base):
+    """A request shared by decisions (``documents.split_request``), stored once under the
+    SHA-256 of its canonical JSON."""
+
+    __tablename__ = "admission_requests"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request: Mapped[dict[str, Any]] = mapped_column(JsonType)
 
 
 class AttestationIndexVersion(Base):

@@ -7,7 +7,6 @@ request and explanation, so the large JSON columns are covered by the tamper-evi
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import struct
@@ -20,10 +19,23 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import insert
+from sqlalchemy import Connection, Table, insert
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app import jsoncodec
-from app.admission.models import Decision, DecisionImage
+from app.admission.documents import (
+    canonical_bytes,
+    explanation_body,
+    split_explanation,
+    split_request,
+    time_text,
+)
+from app.admission.models import (
+    Decision,
+    DecisionExplanation,
+    DecisionImage,
+    DecisionRequest,
+)
 from app.audit.service import PendingEvent, append_event_rows, pending_event
 from app.db import Database
 from app.jsoncodec import RawJSON
@@ -42,10 +54,12 @@ BREAK_GLASS_EVENT = "admission.break_glass"
 _ACTOR_LIMIT = 200  # audit_events.actor
 _DECISIONS = Decision.__table__
 _IMAGES = DecisionImage.__table__
+_EXPLANATIONS = DecisionExplanation.__table__
+_REQUESTS = DecisionRequest.__table__
 # Copied from the message into the decision's row as they are.
 _ROW_FIELDS = (
     "id", "uid", "namespace", "kind", "name", "sub_resource", "operation", "user", "caller",
-    "allowed", "outcome", "reasons", "policy_hash", "dry_run",
+    "allowed", "outcome", "policy_hash", "dry_run",
 )  # fmt: skip
 _EVENT_FIELDS = (
     "uid", "namespace", "kind", "name", "operation", "user", "caller", "allowed", "outcome",
@@ -84,16 +98,6 @@ def canonical_sha256(value: Any) -> str:
     """SHA-256 of ``canonical_bytes(value)``: recomputable from what the database returns
     (JSONB reorders keys)."""
     return hashlib.sha256(canonical_bytes(value)).hexdigest()
-
-
-def canonical_bytes(value: Any) -> bytes:
-    """The value's JSON with keys sorted (by code point), no whitespace, UTF-8, strings escaped
-    only where JSON requires, floats in shortest round-trip form. orjson writes it; the
-    standard library writes the same bytes for what orjson refuses (integers beyond 64 bits)."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONEncodeError:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def without_managed_fields(request: dict[str, Any]) -> dict[str, Any]:
@@ -231,6 +235,8 @@ class PreparedDecision:
     row: dict[str, Any]
     images: list[dict[str, Any]]
     event: PendingEvent
+    explanation: dict[str, Any]  # its DecisionExplanation row (shared: inserted if new)
+    request: dict[str, Any]  # its DecisionRequest row (shared: inserted if new)
 
 
 def prepare_message(message: DecisionMessage) -> PreparedDecision:
@@ -241,17 +247,25 @@ def prepare_message(message: DecisionMessage) -> PreparedDecision:
     request = review["request"] if isinstance(review, dict) else None
     if not isinstance(request, dict):
         raise ValueError("the review carries no request object")
-    stored_request = canonical_bytes(without_managed_fields(request))
+    stored_request = without_managed_fields(request)
+    # Hashed as the whole request, stored as its shared part and its own values.
+    request_sha256 = hashlib.sha256(canonical_bytes(stored_request)).hexdigest()
+    request_template, request_own = split_request(stored_request, header["uid"])
+    request_key = hashlib.sha256(request_template).hexdigest()
     entries = header["images"]
     images = [{k: v for k, v in entry.items() if k != "policies"} for entry in entries]
+    shared = split_explanation(
+        message.explanation, header["id"], header["uid"], time_text(at), header["name"]
+    )
+    body = explanation_body(shared, images, header["reasons"])
+    explanation_key = hashlib.sha256(body).hexdigest()
     row: dict[str, Any] = {
         **{key: header[key] for key in _ROW_FIELDS},
         "created_at": at,
-        "images": images,
-        # Written once, here: stored as these bytes, and hashed as them.
-        "request": RawJSON(stored_request.decode()),
-        "request_sha256": hashlib.sha256(stored_request).hexdigest(),
-        "explanation": RawJSON(message.explanation.decode()),
+        "explanation_key": explanation_key,
+        "request_key": request_key,
+        "request_own": request_own,
+        "request_sha256": request_sha256,
     }
     payload = {
         **{key: row[key] for key in _EVENT_FIELDS},
@@ -267,6 +281,14 @@ def prepare_message(message: DecisionMessage) -> PreparedDecision:
         row,
         _image_index_rows(row["id"], at, entries),
         pending_event(event_type, actor, payload),
+        {
+            "sha256": explanation_key,
+            # Written once, here: stored as these bytes, and hashed as them.
+            "explanation": RawJSON(shared.decode()),
+            "images": images,
+            "reasons": header["reasons"],
+        },
+        {"sha256": request_key, "request": RawJSON(request_template.decode())},
     )
 
 
@@ -339,8 +361,18 @@ def write_prepared(db: Database, decisions: list[PreparedDecision]) -> None:
         # that lock, so its hold time is what bounds decisions per second. Core inserts: the
         # ORM's unit of work would cost more than the rows.
         connection = session.connection()
+        _insert_shared(connection, _EXPLANATIONS, [d.explanation for d in decisions])
+        _insert_shared(connection, _REQUESTS, [d.request for d in decisions])
         connection.execute(insert(_DECISIONS), [d.row for d in decisions])
         images = [image for d in decisions for image in d.images]
         if images:
             connection.execute(insert(_IMAGES), images)
         append_event_rows(session, [d.event for d in decisions])
+
+
+def _insert_shared(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Each document not stored yet, once: most decisions repeat one already stored."""
+    unique = list({row["sha256"]: row for row in rows}.values())
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).on_conflict_do_nothing(index_elements=["sha256"])
+    connection.execute(statement, unique)

@@ -20,7 +20,7 @@ from pydantic import BeforeValidator
 from sqlalchemy import ColumnElement, Row, Select, exists, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
-from app.admission.models import Decision, DecisionImage
+from app.admission.models import Decision, DecisionExplanation, DecisionImage
 from app.policy.matching import parse_image
 
 # Policy names are DNS-1123 subdomains (app/policy/schema.py): no LIKE wildcard can occur.
@@ -118,7 +118,7 @@ class DecisionFilter:
 _SUMMARY_COLUMNS = (
     Decision.id, Decision.created_at, Decision.namespace, Decision.kind, Decision.name,
     Decision.operation, Decision.user, Decision.dry_run, Decision.allowed, Decision.outcome,
-    Decision.reasons, Decision.images, Decision.policy_hash,
+    DecisionExplanation.reasons, DecisionExplanation.images, Decision.policy_hash,
 )  # fmt: skip
 
 
@@ -130,7 +130,12 @@ def find_decisions(
     hundred rows a page, identity-map bookkeeping cost more than the database did."""
     keys = _page_keys(where, after, limit).subquery()
     at, key = keys.c[0], keys.c[1]
-    query = select(*_SUMMARY_COLUMNS).join(keys, key == Decision.id).order_by(at.desc(), key.desc())
+    query = (
+        select(*_SUMMARY_COLUMNS)
+        .join(keys, key == Decision.id)
+        .join(DecisionExplanation, DecisionExplanation.sha256 == Decision.explanation_key)
+        .order_by(at.desc(), key.desc())
+    )
     return list(session.execute(query))
 
 

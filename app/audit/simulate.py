@@ -33,8 +33,9 @@ from pydantic import ValidationError
 from sqlalchemy import func, select, tuple_
 
 from app.admission.cache import DecisionCache
+from app.admission.documents import join_request
 from app.admission.extract import ExtractError
-from app.admission.models import Decision
+from app.admission.models import Decision, DecisionExplanation, DecisionRequest
 from app.admission.schemas import AdmissionRequest
 from app.admission.service import Admission, extract_images, judge_or_error
 from app.admission.verdicts import Verdict
@@ -161,9 +162,16 @@ def _batch(
     """The next recorded requests of the window, oldest first."""
     columns = (
         Decision.id, Decision.created_at, Decision.namespace, Decision.kind, Decision.name,
-        Decision.allowed, Decision.outcome, Decision.dry_run, Decision.images, Decision.request,
+        Decision.uid, Decision.allowed, Decision.outcome, Decision.dry_run,
+        DecisionExplanation.images, DecisionRequest.request.label("shared_request"),
+        Decision.request_own,
     )  # fmt: skip
-    query = select(*columns).where(*window, Decision.outcome.not_in(NEVER_EVALUATED))
+    query = (
+        select(*columns)
+        .join(DecisionExplanation, DecisionExplanation.sha256 == Decision.explanation_key)
+        .join(DecisionRequest, DecisionRequest.sha256 == Decision.request_key)
+        .where(*window, Decision.outcome.not_in(NEVER_EVALUATED))
+    )
     if after is not None:
         query = query.where(tuple_(Decision.created_at, Decision.id) > tuple_(*after))
     query = query.order_by(Decision.created_at, Decision.id).limit(size)
@@ -174,7 +182,9 @@ def _batch(
 def _replay(admission: Admission, proposed: PolicySet, row: Any, now: datetime) -> Verdict | None:
     """The proposal's verdict on the recorded request; None when it cannot be read again."""
     try:
-        request = AdmissionRequest.model_validate(row.request)
+        request = AdmissionRequest.model_validate(
+            join_request(row.shared_request, row.request_own, row.uid)
+        )
         extraction = extract_images(request)
     except (ValidationError, ExtractError):
         return None
