@@ -29,9 +29,17 @@ PG_ADMIN_URL = os.environ.get(
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BACKENDS = ["sqlite", "postgresql"]
+# Real artifacts from other projects (../shared/testdata, see its README). Tests that read them
+# skip where it is absent, except under CI=true, where it is required like PostgreSQL: a CI run
+# that silently skipped the upstream suites would prove far less than it claims.
+SHARED_TESTDATA = Path(__file__).resolve().parents[2] / "shared" / "testdata"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if IN_CI and not SHARED_TESTDATA.is_dir():
+        raise pytest.UsageError(
+            f"shared test data not found at {SHARED_TESTDATA} (required because CI=true)"
+        )
     # Apps built in tests must not create ./var/audit-key.pem in the checkout.
     os.environ.setdefault(
         "PROVENANT_AUDIT_KEY_FILE", str(Path(tempfile.mkdtemp()) / "audit-key.pem")
