@@ -437,4 +437,5 @@ def client_from_settings(settings: Any) -> RegistryClient:
         retries=settings.registry_retries,
         max_manifest_bytes=settings.registry_max_manifest_bytes,
         max_blob_bytes=settings.registry_max_blob_bytes,
+        allowed=settings.registry_allowed,
     )
