@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import write_trust
+from tests.registry.tools import LOCAL_REGISTRIES
 from tests.sigstore_stack import DEFAULT_ISSUER, SigstoreTestStack
 
 REPOSITORY = "ghcr.io/acme/app"
@@ -66,3 +67,9 @@ def signer_is_builder() -> dict[str, Any]:
     """Keyless signing identity of the builder's own reusable workflow (a SLSA L3 builder)."""
     identity = f"{GENERATOR}@refs/tags/v2.0.0"
     return {"identity": identity, "extensions": {"buildSignerURI": identity}}
+
+
+@pytest.fixture(autouse=True)
+def _local_registries_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Servers and CLIs started here (vsa push, fetch on miss) reach loopback test registries."""
+    monkeypatch.setenv("PROVENANT_REGISTRY_ALLOWED", LOCAL_REGISTRIES)
