@@ -49,6 +49,11 @@ def _active_policies(request: Request) -> PolicySet:
     response_model=DsseEnvelope | SigstoreBundle,
     responses={
         200: {"description": "the signed VSA; X-VSA-Result says PASSED or FAILED"},
+        422: {
+            "description": "the query does not name one ImagePolicy for this artifact (error.code: "
+            "invalid_image, digest_mismatch, policy_required, policy_ambiguous, "
+            "policy_does_not_select, resource_uri_required)"
+        },
         503: {"description": "no policy set is loaded, or the VSA signing key is unavailable"},
     },
 )
