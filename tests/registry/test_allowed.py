@@ -143,3 +143,28 @@ def test_pull_reads_no_body_before_the_token_is_checked(
     assert huge.status_code == 401, huge.text
     assert too_large.status_code == 413
     assert too_large.json()["error"]["details"]["limit"] == "PROVENANT_MAX_REQUEST_BYTES"
+
+
+def test_a_refused_registry_is_refused_whatever_the_deadline(
+    fake: FakeRegistry,
+    db_url: str,
+    policy_dir: Path,
+    tokens: TokenFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Found by the full contract run: a generated timeout of a few nanoseconds gave 504 before
+    # the allowlist was consulted.
+    monkeypatch.setenv("PROVENANT_REGISTRY_ALLOWED", "none")
+    with TestClient(make_app(db_url, policy_dir), raise_server_exceptions=False) as client:
+        refused = client.post(
+            "/v1/registry/pull",
+            json={"image": f"{fake.host}/{REPO}:v1", "timeout": 1e-9},
+            headers=tokens("upload"),
+        )
+        events = client.get(
+            "/v1/audit/events", params={"type": "registry.pull_failed"}, headers=tokens("read")
+        )
+
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "registry_not_allowed")
+    assert "registry_not_allowed" in events.text
+    assert fake.hits == []
