@@ -151,6 +151,13 @@ class Settings(BaseSettings):
         description="Comma-separated registries (host[:port]) reached over plain HTTP; "
         "loopback registries always may be",
     )
+    registry_allowed: str = Field(
+        default="public",
+        description="Comma-separated registries and hosts the server may contact: host, "
+        "host:port, *.example.com, and `public` (any registry whose addresses are all public). "
+        "Loopback, private and link-local addresses (also behind redirects and token realms) "
+        "are reached only when listed; `none` turns registry access off",
+    )
     registry_timeout: float = Field(
         default=30.0, gt=0, description="Seconds a pull (CLI or API) may take in all"
     )

@@ -118,7 +118,7 @@ def seed(registry: LocalRegistry, stack: SigstoreTestStack, count: int, start: i
 
 
 def pulls(registry: LocalRegistry, digests: list[str], db: Database, trust: TrustStore) -> None:
-    client = RegistryClient()
+    client = RegistryClient(allowed="127.0.0.1,localhost")  # the local registry
     service = RegistryService(db, lambda: trust, client, Keychain())
     started = time.perf_counter()
     verifying = found = 0.0

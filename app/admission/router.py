@@ -92,7 +92,11 @@ async def answer_review(request: Request, caller: Principal) -> bytes:
     return jsoncodec.dumps(answer)
 
 
-@router.post("/k8s/mutate", openapi_extra={"requestBody": _REVIEW_BODY})
+@router.post(
+    "/k8s/mutate",
+    openapi_extra={"requestBody": _REVIEW_BODY},
+    responses={404: {"description": "mutation is off (PROVENANT_REGISTRY_MUTATE=false)"}},
+)
 async def mutate(
     request: Request, caller: Annotated[Principal, Depends(webhook_caller)]
 ) -> Response:

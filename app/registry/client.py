@@ -28,7 +28,7 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +39,8 @@ import httpx
 
 from app import __version__
 from app.registry import errors as E
+from app.registry.allowlist import DEFAULT as DEFAULT_ALLOWED
+from app.registry.allowlist import RegistryAllowlist
 from app.registry.credentials import Credential
 from app.registry.errors import RegistryError
 
@@ -168,7 +170,11 @@ class RegistryClient:
         max_manifest_bytes: int = 4 * 1024 * 1024,
         max_blob_bytes: int = 10 * 1024 * 1024,
         transport: httpx.BaseTransport | None = None,
+        allowed: str | RegistryAllowlist = DEFAULT_ALLOWED,
     ) -> None:
+        self.allowlist = (
+            allowed if isinstance(allowed, RegistryAllowlist) else RegistryAllowlist(allowed)
+        )
         self.certs_dir = certs_dir
         self.insecure = frozenset(h.strip().lower() for h in insecure if h.strip())
         self.concurrency = concurrency
@@ -750,6 +756,7 @@ class RegistryClient:
         return f"https://{api_host(registry)}"
 
     def _client(self, registry: str) -> httpx.Client:
+        self.allowlist.check_registry(registry)
         with self._lock:
             client = self._clients.get(registry)
             if client is None:
@@ -758,10 +765,22 @@ class RegistryClient:
                     ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
                 )
                 client = httpx.Client(
-                    verify=verify, follow_redirects=True, transport=self._transport
+                    verify=verify,
+                    follow_redirects=True,
+                    transport=self._transport,
+                    # Every request, redirects and token realms included, before it connects.
+                    event_hooks={"request": [self._guard(registry)]},
                 )
                 self._clients[registry] = client
             return client
+
+    def _guard(self, registry: str) -> Callable[[httpx.Request], None]:
+        def check(request: httpx.Request) -> None:
+            url = request.url
+            port = url.port or (443 if url.scheme == "https" else 80)
+            self.allowlist.check_connection(registry, url.host, port)
+
+        return check
 
     @contextmanager
     def _slot(self, registry: str, deadline: Deadline) -> Iterator[None]:

@@ -18,6 +18,8 @@ MANIFEST_TOO_LARGE = "manifest_too_large"
 BLOB_TOO_LARGE = "blob_too_large"
 DIGEST_MISMATCH = "registry_digest_mismatch"  # content does not hash to the digest asked for
 MALFORMED = "registry_malformed"
+# PROVENANT_REGISTRY_ALLOWED refuses the registry or a host it points to (redirect, realm).
+NOT_ALLOWED = "registry_not_allowed"
 # A signature or attestation found beside image X that names another image: its own code, so
 # it is never confused with a bad signature.
 IMAGE_DIGEST_MISMATCH = "image_digest_mismatch"

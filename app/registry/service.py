@@ -245,6 +245,9 @@ class RegistryService:
         return result
 
     def _image(self, ref: ImageRef, deadline: Deadline, credential: Credential | None) -> _Image:
+        # First, so a refused registry is always registry_not_allowed (never a timeout of a
+        # tiny deadline), and a refused pull is audited like any failed one.
+        self.client.allowlist.check_registry(ref.registry)
         if ref.digest is not None and ref.digest[0] != "sha256":
             raise RegistryError(E.INVALID_REFERENCE, "only sha256 image digests are supported")
         reference = ref.digest_string if ref.digest else (ref.tag or "latest")
@@ -437,4 +440,5 @@ def client_from_settings(settings: Any) -> RegistryClient:
         retries=settings.registry_retries,
         max_manifest_bytes=settings.registry_max_manifest_bytes,
         max_blob_bytes=settings.registry_max_blob_bytes,
+        allowed=settings.registry_allowed,
     )

@@ -47,7 +47,15 @@ def _active_policies(request: Request) -> PolicySet:
 @router.get(
     "/v1/artifacts/{digest}/vsa",
     response_model=DsseEnvelope | SigstoreBundle,
-    responses={200: {"description": "the signed VSA; X-VSA-Result says PASSED or FAILED"}},
+    responses={
+        200: {"description": "the signed VSA; X-VSA-Result says PASSED or FAILED"},
+        422: {
+            "description": "the query does not name one ImagePolicy for this artifact (error.code: "
+            "invalid_image, digest_mismatch, policy_required, policy_ambiguous, "
+            "policy_does_not_select, resource_uri_required)"
+        },
+        503: {"description": "no policy set is loaded, or the VSA signing key is unavailable"},
+    },
 )
 def get_vsa(
     digest: str,
@@ -91,7 +99,17 @@ def get_vsa(
     return DsseEnvelope.model_validate(issued.envelope)
 
 
-@router.get("/v1/vsa/public-key", response_model=PublicKeys)
+@router.get(
+    "/v1/vsa/public-key",
+    response_model=PublicKeys,
+    responses={
+        200: {
+            "description": "format=json: every valid key; format=pem: the active key's PEM",
+            "content": {"application/x-pem-file": {"schema": {"type": "string"}}},
+        },
+        503: {"description": "the VSA signing key cannot be loaded (error.code says why)"},
+    },
+)
 def get_public_keys(
     request: Request,
     _principal: Reader,

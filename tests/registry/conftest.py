@@ -12,8 +12,14 @@ from app.registry.service import RegistryService
 from app.verification.trust import TrustStore
 from tests.helpers import write_trust
 from tests.registry.fake import FakeRegistry
-from tests.registry.tools import LocalRegistry, local_registry
+from tests.registry.tools import LOCAL_REGISTRIES, LocalRegistry, local_registry
 from tests.sigstore_stack import SigstoreTestStack
+
+
+@pytest.fixture(autouse=True)
+def _local_registries_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Apps, servers and CLIs started here may reach the loopback test registries."""
+    monkeypatch.setenv("PROVENANT_REGISTRY_ALLOWED", LOCAL_REGISTRIES)
 
 
 @pytest.fixture
@@ -40,6 +46,7 @@ def make_service(
     keychain: Keychain | None = None,
     **client_options: object,
 ) -> RegistryService:
+    client_options.setdefault("allowed", LOCAL_REGISTRIES)
     client = RegistryClient(**client_options)  # type: ignore[arg-type]
     return RegistryService(db, lambda: trust, client, keychain or Keychain())
 

@@ -18,6 +18,7 @@ from app.registry.discovery import Target, _logless_envelope, discover
 from app.registry.errors import RegistryError
 from tests.registry.tools import (
     BUNDLE_V03,
+    LOCAL_REGISTRIES,
     LocalRegistry,
     attach_with_sigstore_oci,
     local_registry,
@@ -56,7 +57,7 @@ def test_an_attached_bundle_is_a_referrer_found_by_discovery(
     registry: LocalRegistry, tmp_path: Path
 ) -> None:
     digest = registry.push_image(REPO, "v1")
-    client = RegistryClient()
+    client = RegistryClient(allowed=LOCAL_REGISTRIES)
     target = Target(registry.host, REPO, digest)
     subject = image(client, registry, digest)
     # Someone else (GitHub's attest, through @sigstore/oci) attached first: it must survive.
@@ -122,7 +123,7 @@ def test_a_tag_that_is_not_a_referrers_index_is_not_overwritten(
 ) -> None:
     digest = registry.push_image(REPO, "v1")
     other = registry.push_image(REPO, referrers_tag(digest), seed="squatter")
-    client = RegistryClient()
+    client = RegistryClient(allowed=LOCAL_REGISTRIES)
     with pytest.raises(RegistryError) as caught:
         attach(
             client,
@@ -152,7 +153,7 @@ def test_pushing_asks_the_token_service_for_push_scope(tmp_path: Path) -> None:
 
         registry.issuer.token = recording  # type: ignore[method-assign]
         credential = Credential(registry.user, registry.password)
-        client = RegistryClient()
+        client = RegistryClient(allowed=LOCAL_REGISTRIES)
         subject = client.manifest(
             registry.host, REPO, digest, Deadline.after(10), credential=credential
         )
@@ -173,7 +174,7 @@ def test_pushing_asks_the_token_service_for_push_scope(tmp_path: Path) -> None:
         )
         assert [f.manifest_digest for f in found.found] == [attached.manifest_digest]
 
-        anonymous = RegistryClient()
+        anonymous = RegistryClient(allowed=LOCAL_REGISTRIES)
         with pytest.raises(RegistryError) as caught:
             anonymous.push_blob(registry.host, REPO, b"x", Deadline.after(10))
         assert caught.value.code == "registry_unauthorized"
@@ -203,7 +204,7 @@ def test_a_registry_with_the_referrers_api_is_left_to_index_the_subject() -> Non
             },
         )
 
-    client = RegistryClient(transport=httpx.MockTransport(handler))
+    client = RegistryClient(transport=httpx.MockTransport(handler), allowed=LOCAL_REGISTRIES)
     subject = Fetched(b"image", OCI_MANIFEST, digest)
     attached = attach(
         client,

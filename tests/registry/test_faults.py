@@ -20,7 +20,7 @@ from app.verification.trust import TrustStore
 from tests.registry import cosign_format as cf
 from tests.registry.conftest import make_service
 from tests.registry.fake import Answer, FakeRegistry
-from tests.registry.tools import BUNDLE_V03, sha256_digest
+from tests.registry.tools import BUNDLE_V03, LOCAL_REGISTRIES, sha256_digest
 from tests.sigstore_stack import SigstoreTestStack
 
 REPO = "team/app"
@@ -201,7 +201,7 @@ def test_plain_http_is_refused_for_a_remote_registry_unless_listed_insecure() ->
 
 def test_the_per_registry_cap_bounds_requests_in_flight(fake: FakeRegistry) -> None:
     fake.routes[f"/v2/{REPO}/manifests/{DIGEST}"] = Answer(200, IMAGE_BYTES, delay=0.6)
-    client = RegistryClient(concurrency=1)
+    client = RegistryClient(concurrency=1, allowed=LOCAL_REGISTRIES)
     first = threading.Thread(
         target=client.manifest, args=(fake.host, REPO, DIGEST, Deadline.after(5))
     )

@@ -39,6 +39,8 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TOOLS_CACHE = Path(
     os.environ.get("PROVENANT_REGISTRY_TOOLS_CACHE", "/var/cache/provenant-e2e/registry-tools")
 )
+# The test registries listen on loopback, which PROVENANT_REGISTRY_ALLOWED refuses unless listed.
+LOCAL_REGISTRIES = "127.0.0.1,localhost"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"

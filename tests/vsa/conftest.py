@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import write_trust
+from tests.registry.tools import LOCAL_REGISTRIES
 from tests.sigstore_stack import DEFAULT_IDENTITY, DEFAULT_ISSUER, SigstoreTestStack
 
 REPOSITORY = "ghcr.io/acme/app"
@@ -86,3 +87,9 @@ def signed_by_workflow(builder: str) -> dict[str, Any]:
 def signer_is_builder() -> dict[str, Any]:
     """Signed by slsa-github-generator's own workflow, the builder it claims (Build L3)."""
     return signed_by_workflow(ISOLATED_BUILDER)
+
+
+@pytest.fixture(autouse=True)
+def _local_registries_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Servers and CLIs started here (vsa push, fetch on miss) reach loopback test registries."""
+    monkeypatch.setenv("PROVENANT_REGISTRY_ALLOWED", LOCAL_REGISTRIES)
