@@ -39,11 +39,12 @@ run: migrate
 
 test: install-test
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: install-test
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check . || true
+	$(BIN)/ruff format --check .
 
 bench: install-test
 	$(BIN)/python bench/ingest.py

@@ -140,8 +140,13 @@ def _fake_certificate_pem() -> str:
         .not_valid_before(now)
         .not_valid_after(now + timedelta(minutes=10))
         .add_extension(
-            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(
-                "https://github.com/bench/app/.github/workflows/release.yml@refs/tags/v1.0.0")]),
+            x509.SubjectAlternativeName(
+                [
+                    x509.UniformResourceIdentifier(
+                        "https://github.com/bench/app/.github/workflows/release.yml@refs/tags/v1.0.0"
+                    )
+                ]
+            ),
             critical=True,
         )
         .sign(key, hashes.SHA256())
@@ -195,8 +200,11 @@ def _statement(image: str, digest: str, repo: str, ref: str) -> dict[str, Any]:
                     }
                 },
                 "internalParameters": {
-                    "github": {"event_name": "push", "repository_id": "1", "runner_environment":
-                               "github-hosted"}
+                    "github": {
+                        "event_name": "push",
+                        "repository_id": "1",
+                        "runner_environment": "github-hosted",
+                    }
                 },
                 "resolvedDependencies": [
                     {"uri": f"git+{repo}@{ref}", "digest": {"gitCommit": "c" * 40}}
@@ -235,9 +243,16 @@ def _document(
         media_type="application/vnd.dev.sigstore.bundle.v0.3+json",
         signers=[signer],
         trust_root="public-good",
-        tlog=[TlogFacts(log_id="c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d",
-                        log_index=100_000_000 + index, integrated_time=integrated, kind="dsse",
-                        kind_version="0.0.1", inclusion="proof")],
+        tlog=[
+            TlogFacts(
+                log_id="c0d23d6ad406973f9559f3ba2d1ca01f84147d8ffc5b8445c224f98b9591801d",
+                log_index=100_000_000 + index,
+                integrated_time=integrated,
+                kind="dsse",
+                kind_version="0.0.1",
+                inclusion="proof",
+            )
+        ],
         timestamps=[integrated],
         content_kind="statement",
         statement=statement,
@@ -275,16 +290,27 @@ def seed(url: str, attestations: int, batch: int = 5000) -> Images:
             (images.good if good else images.bad).append(f"{name}@sha256:{digest}")
         # The second attestation of a good image is the passing one, and the newer.
         passing = good and index % 2 == 1
-        document = _document(index, name, digest, good=passing, variant=rng.randrange(2),
-                             certificate_pem=certificate_pem)
+        document = _document(
+            index,
+            name,
+            digest,
+            good=passing,
+            variant=rng.randrange(2),
+            certificate_pem=certificate_pem,
+        )
         raw_digest = hashlib.sha256(f"bench-upload-{index}".encode()).hexdigest()
-        row = build_attestation(document, raw_digest, 4000 + index % 1000, "bench-ci",
-                                list(document.subjects))
+        row = build_attestation(
+            document, raw_digest, 4000 + index % 1000, "bench-ci", list(document.subjects)
+        )
         row.uploaded_at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=index)
         rows.append({key: getattr(row, key) for key in columns})
         subjects.extend(
-            {"attestation_id": raw_digest, "name": s.name, "algorithm": s.algorithm,
-             "digest": s.digest}
+            {
+                "attestation_id": raw_digest,
+                "name": s.name,
+                "algorithm": s.algorithm,
+                "digest": s.digest,
+            }
             for s in row.subjects
         )
         if len(rows) >= batch:
@@ -293,8 +319,11 @@ def seed(url: str, attestations: int, batch: int = 5000) -> Images:
         flush()
     engine.dispose()
     elapsed = time.perf_counter() - started
-    print(f"  seeded {attestations} attestations ({len(images.good)} admitted images, "
-          f"{len(images.bad)} denied) in {elapsed:.1f} s", flush=True)
+    print(
+        f"  seeded {attestations} attestations ({len(images.good)} admitted images, "
+        f"{len(images.bad)} denied) in {elapsed:.1f} s",
+        flush=True,
+    )
     return images
 
 
@@ -308,24 +337,42 @@ def admission_review(pod_number: int, images: list[str]) -> dict[str, Any]:
     containers = []
     for index, image in enumerate(images):
         cname = ("app", "sidecar", "metrics")[index % 3]
-        containers.append({
-            "name": cname,
-            "image": image,
-            "imagePullPolicy": "IfNotPresent",
-            "ports": [{"containerPort": 8080 + index, "name": f"p{index}", "protocol": "TCP"}],
-            "env": [{"name": "LOG_LEVEL", "value": "info"},
-                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"apiVersion": "v1",
-                                                                    "fieldPath":
-                                                                    "metadata.name"}}}],
-            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
-                          "limits": {"cpu": "500m", "memory": "256Mi"}},
-            "volumeMounts": [{"mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
-                              "name": "kube-api-access", "readOnly": True}],
-            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]}},
-            "terminationMessagePath": "/dev/termination-log",
-            "terminationMessagePolicy": "File",
-        })
+        containers.append(
+            {
+                "name": cname,
+                "image": image,
+                "imagePullPolicy": "IfNotPresent",
+                "ports": [{"containerPort": 8080 + index, "name": f"p{index}", "protocol": "TCP"}],
+                "env": [
+                    {"name": "LOG_LEVEL", "value": "info"},
+                    {
+                        "name": "POD_NAME",
+                        "valueFrom": {
+                            "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}
+                        },
+                    },
+                ],
+                "resources": {
+                    "requests": {"cpu": "100m", "memory": "128Mi"},
+                    "limits": {"cpu": "500m", "memory": "256Mi"},
+                },
+                "volumeMounts": [
+                    {
+                        "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                        "name": "kube-api-access",
+                        "readOnly": True,
+                    }
+                ],
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "runAsNonRoot": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "terminationMessagePath": "/dev/termination-log",
+                "terminationMessagePolicy": "File",
+            }
+        )
     pod = {
         "kind": "Pod",
         "apiVersion": "v1",
@@ -336,23 +383,47 @@ def admission_review(pod_number: int, images: list[str]) -> dict[str, Any]:
             "creationTimestamp": "2026-03-01T12:00:00Z",
             "labels": {"app": "web", "pod-template-hash": "5d4f8c7b9"},
             "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-03-01T11:59:00Z"},
-            "managedFields": [{
-                "manager": "kubectl-client-side-apply", "operation": "Update",
-                "apiVersion": "v1", "time": "2026-03-01T12:00:00Z", "fieldsType": "FieldsV1",
-                "fieldsV1": {"f:metadata": {"f:labels": {".": {}, "f:app": {}}},
-                             "f:spec": {"f:containers": {
-                                 f'k:{{"name":"{c["name"]}"}}': {".": {}, "f:image": {},
-                                                                 "f:name": {}}
-                                 for c in containers}}},
-            }],
+            "managedFields": [
+                {
+                    "manager": "kubectl-client-side-apply",
+                    "operation": "Update",
+                    "apiVersion": "v1",
+                    "time": "2026-03-01T12:00:00Z",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {
+                        "f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+                        "f:spec": {
+                            "f:containers": {
+                                f'k:{{"name":"{c["name"]}"}}': {
+                                    ".": {},
+                                    "f:image": {},
+                                    "f:name": {},
+                                }
+                                for c in containers
+                            }
+                        },
+                    },
+                }
+            ],
         },
         "spec": {
-            "volumes": [{"name": "kube-api-access", "projected": {
-                "sources": [{"serviceAccountToken": {"expirationSeconds": 3607,
-                                                     "path": "token"}},
-                            {"configMap": {"name": "kube-root-ca.crt",
-                                           "items": [{"key": "ca.crt", "path": "ca.crt"}]}}],
-                "defaultMode": 420}}],
+            "volumes": [
+                {
+                    "name": "kube-api-access",
+                    "projected": {
+                        "sources": [
+                            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                            {
+                                "configMap": {
+                                    "name": "kube-root-ca.crt",
+                                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
+                                }
+                            },
+                        ],
+                        "defaultMode": 420,
+                    },
+                }
+            ],
             "containers": containers,
             "restartPolicy": "Always",
             "terminationGracePeriodSeconds": 30,
@@ -377,15 +448,23 @@ def admission_review(pod_number: int, images: list[str]) -> dict[str, Any]:
             "name": name,
             "namespace": NAMESPACE,
             "operation": "CREATE",
-            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller",
-                         "uid": "7d6b1f3e-0000-4000-8000-000000000001",
-                         "groups": ["system:serviceaccounts", "system:serviceaccounts:kube-system",
-                                    "system:authenticated"]},
+            "userInfo": {
+                "username": "system:serviceaccount:kube-system:replicaset-controller",
+                "uid": "7d6b1f3e-0000-4000-8000-000000000001",
+                "groups": [
+                    "system:serviceaccounts",
+                    "system:serviceaccounts:kube-system",
+                    "system:authenticated",
+                ],
+            },
             "object": pod,
             "oldObject": None,
             "dryRun": False,
-            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1",
-                        "fieldManager": "kubectl-client-side-apply"},
+            "options": {
+                "kind": "CreateOptions",
+                "apiVersion": "meta.k8s.io/v1",
+                "fieldManager": "kubectl-client-side-apply",
+            },
         },
     }
 
@@ -416,8 +495,7 @@ class Pods:
             else:
                 chosen = [self.good.pop(), self.bad.pop(), self.good.pop()]
                 self.rng.shuffle(chosen)
-            bodies.append(json.dumps(admission_review(self.count, chosen),
-                                     separators=(",", ":")))
+            bodies.append(json.dumps(admission_review(self.count, chosen), separators=(",", ":")))
             self.count += 1
         return bodies
 
@@ -443,8 +521,9 @@ def free_port() -> int:
 class Served:
     """A server process on a loopback port, over HTTPS, waited on until /healthz answers."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], workdir: Path,
-                 ca_file: Path) -> None:
+    def __init__(
+        self, name: str, args: list[str], env: dict[str, str], workdir: Path, ca_file: Path
+    ) -> None:
         self.name = name
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
@@ -456,8 +535,9 @@ class Served:
 
     def __enter__(self) -> Served:
         log = self.log_path.open("wb")
-        self.process = subprocess.Popen(self.args, cwd=REPO, env=self.env, stdout=log,
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            self.args, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -612,13 +692,25 @@ class Load:
         for old in self.workdir.glob("wrk-done-*"):
             old.unlink()
         command = [
-            self.wrk, f"-t{self.threads}", f"-c{self.concurrency}", f"-d{int(RUN_TIMEOUT)}s",
-            "--timeout", "10s", "-s", str(self.workdir / "bench.lua"),
-            f"{url}/k8s/validate", "--", str(path), str(per_thread), str(self.threads),
-            self.token, str(marker),
+            self.wrk,
+            f"-t{self.threads}",
+            f"-c{self.concurrency}",
+            f"-d{int(RUN_TIMEOUT)}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(self.workdir / "bench.lua"),
+            f"{url}/k8s/validate",
+            "--",
+            str(path),
+            str(per_thread),
+            str(self.threads),
+            self.token,
+            str(marker),
         ]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True)
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         deadline = time.monotonic() + RUN_TIMEOUT + 10
         while process.poll() is None and time.monotonic() < deadline:
             if len(list(self.workdir.glob("wrk-done-*"))) == self.threads:
@@ -635,20 +727,30 @@ class Load:
         if line is None:
             raise RuntimeError(f"wrk failed ({process.returncode}):\n{stdout}\n{stderr}")
         data = json.loads(line.removeprefix("WRK-JSON "))
-        windows = [tuple(map(int, p.read_text().split()))
-                   for p in self.workdir.glob("wrk-done-*")]
+        windows = [tuple(map(int, p.read_text().split())) for p in self.workdir.glob("wrk-done-*")]
         if len(windows) != self.threads:
-            print(f"    warning: only {len(windows)} of {self.threads} wrk threads finished "
-                  f"within {RUN_TIMEOUT:.0f} s", flush=True)
+            print(
+                f"    warning: only {len(windows)} of {self.threads} wrk threads finished "
+                f"within {RUN_TIMEOUT:.0f} s",
+                flush=True,
+            )
         seconds = (
             (max(w[1] for w in windows) - min(w[0] for w in windows)) / 1e6
-            if len(windows) == self.threads else data["duration_us"] / 1e6
+            if len(windows) == self.threads
+            else data["duration_us"] / 1e6
         )
         if data["socket_errors"]:
             print(f"    warning: {data['socket_errors']} socket errors", flush=True)
         answered = data["allowed"] + data["denied"] + data["failed"]
-        return Result(answered, seconds, data["p50_us"] / 1000, data["p99_us"] / 1000,
-                      data["allowed"], data["denied"], data["failed"])
+        return Result(
+            answered,
+            seconds,
+            data["p50_us"] / 1000,
+            data["p99_us"] / 1000,
+            data["allowed"],
+            data["denied"],
+            data["failed"],
+        )
 
     async def _httpx(self, url: str, bodies: list[str]) -> Result:
         context = ssl.create_default_context(cafile=str(self.workdir / "certs" / "ca.crt"))
@@ -657,8 +759,9 @@ class Load:
         queue = iter(bodies[: max(1, len(bodies) - self.concurrency)])  # no spares needed
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"}
         deadline = time.monotonic() + RUN_TIMEOUT
-        limits = httpx.Limits(max_connections=self.concurrency,
-                              max_keepalive_connections=self.concurrency)
+        limits = httpx.Limits(
+            max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+        )
         async with httpx.AsyncClient(verify=context, limits=limits, timeout=10) as client:
 
             async def worker() -> None:
@@ -667,8 +770,9 @@ class Load:
                         return
                     started = time.perf_counter()
                     try:
-                        reply = await client.post(f"{url}/k8s/validate", content=body,
-                                                  headers=headers)
+                        reply = await client.post(
+                            f"{url}/k8s/validate", content=body, headers=headers
+                        )
                     except httpx.HTTPError:
                         outcome["failed"] += 1
                         continue
@@ -684,8 +788,13 @@ class Load:
             await asyncio.gather(*(worker() for _ in range(self.concurrency)))
             elapsed = time.perf_counter() - started
         latencies.sort()
-        return Result(len(latencies), elapsed, percentile(latencies, 50) * 1000,
-                      percentile(latencies, 99) * 1000, **outcome)
+        return Result(
+            len(latencies),
+            elapsed,
+            percentile(latencies, 50) * 1000,
+            percentile(latencies, 99) * 1000,
+            **outcome,
+        )
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -743,11 +852,18 @@ def row(label: str, results: list[Result]) -> str:
 def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     print(f"\n== {backend} ==", flush=True)
     images_seeded = args.attestations // 2
-    needed = (1 + args.requests // 4 + args.warm_pods
-              + args.runs * args.requests + (args.runs + 2) * args.concurrency)
+    needed = (
+        1
+        + args.requests // 4
+        + args.warm_pods
+        + args.runs * args.requests
+        + (args.runs + 2) * args.concurrency
+    )
     if capacity(images_seeded * 3 // 4, images_seeded // 4) < needed:
-        raise SystemExit(f"--attestations {args.attestations} seeds too few images for "
-                         f"{needed} cold Pods; raise it or lower --requests/--runs")
+        raise SystemExit(
+            f"--attestations {args.attestations} seeds too few images for "
+            f"{needed} cold Pods; raise it or lower --requests/--runs"
+        )
     with database(backend, workdir) as url:
         upgrade(url)
         images = seed(url, args.attestations)
@@ -768,14 +884,34 @@ def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict
             "PROVENANT_LOG_LEVEL": args.log_level,
         }
         tls = ["--tls-cert", str(certs / "tls.crt"), "--tls-key", str(certs / "tls.key")]
-        webhook_args = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1",
-                        "--port", "{port}", *tls]
-        echo_args = [sys.executable, str(REPO / "bench" / "echo_app.py"), "--host", "127.0.0.1",
-                     "--port", "{port}", "--log-level", args.log_level, *tls]
+        webhook_args = [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            *tls,
+        ]
+        echo_args = [
+            sys.executable,
+            str(REPO / "bench" / "echo_app.py"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            "--log-level",
+            args.log_level,
+            *tls,
+        ]
         load = Load(workdir, token, args.concurrency)
         pods = Pods(images)
-        with Served("echo", echo_args, env, workdir, certs / "ca.crt") as echo, \
-                Served("provenant", webhook_args, env, workdir, certs / "ca.crt") as webhook:
+        with (
+            Served("echo", echo_args, env, workdir, certs / "ca.crt") as echo,
+            Served("provenant", webhook_args, env, workdir, certs / "ca.crt") as webhook,
+        ):
             if not probe(webhook, token, pods.take(1)[0]):
                 return {}
             spares = args.concurrency  # see Load._wrk
@@ -784,34 +920,44 @@ def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict
             load.run(echo.url, warmup)
             load.run(webhook.url, warmup)
             warm_bodies = pods.take(args.warm_pods + spares)
-            results: dict[str, list[Result]] = {"echo": [], "webhook cold": [],
-                                                "webhook warm": []}
+            results: dict[str, list[Result]] = {"echo": [], "webhook cold": [], "webhook warm": []}
             for run in range(args.runs):
                 cold = pods.take(args.requests + spares)
                 # The same Pods again (new request uids, as the apiserver would send them),
                 # decided once just before, within the decision cache's lifetime.
-                repeat = [with_new_uid(warm_bodies[(run * 7 + i) % args.warm_pods])
-                          for i in range(args.requests + spares)]
-                for label, server, bodies in (("echo", echo, cold),
-                                              ("webhook cold", webhook, cold),
-                                              ("webhook warm", webhook, repeat)):
+                repeat = [
+                    with_new_uid(warm_bodies[(run * 7 + i) % args.warm_pods])
+                    for i in range(args.requests + spares)
+                ]
+                for label, server, bodies in (
+                    ("echo", echo, cold),
+                    ("webhook cold", webhook, cold),
+                    ("webhook warm", webhook, repeat),
+                ):
                     if label == "webhook warm":
                         load.run(webhook.url, [with_new_uid(b) for b in warm_bodies])
                     result = load.run(server.url, bodies)
                     results[label].append(result)
-                    print(f"  run {run + 1} {label:13} {result.rps:7.0f} req/s  "
-                          f"p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms  "
-                          f"({result.requests} answered: {result.allowed} allowed, "
-                          f"{result.denied} denied, {result.failed} failed)", flush=True)
+                    print(
+                        f"  run {run + 1} {label:13} {result.rps:7.0f} req/s  "
+                        f"p50 {result.p50_ms:6.1f} ms  p99 {result.p99_ms:6.1f} ms  "
+                        f"({result.requests} answered: {result.allowed} allowed, "
+                        f"{result.denied} denied, {result.failed} failed)",
+                        flush=True,
+                    )
             rss = webhook.rss_mb()
     return {"results": results, "load": load.name, "rss": rss}
 
 
 def probe(webhook: Served, token: str, body: str) -> bool:
     """The endpoint exists and answers the contract; else say so and skip the backend."""
-    reply = httpx.post(f"{webhook.url}/k8s/validate", content=body, verify=webhook.context,
-                       headers={"Authorization": f"Bearer {token}",
-                                "Content-Type": "application/json"}, timeout=30)
+    reply = httpx.post(
+        f"{webhook.url}/k8s/validate",
+        content=body,
+        verify=webhook.context,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        timeout=30,
+    )
     if reply.status_code == 404:
         print("  POST /k8s/validate does not exist in this build yet: nothing to measure")
         return False
@@ -825,10 +971,13 @@ def probe(webhook: Served, token: str, body: str) -> bool:
 
 def report(backend: str, measured: dict[str, Any]) -> None:
     results = measured["results"]
-    print(f"\n{backend}: {measured['load']}; server RSS after the runs "
-          f"{measured['rss'] or float('nan'):.0f} MB")
-    print("                     req/s (min  median  max)   p50 ms (min med max)  "
-          "p99 ms (min med max)")
+    print(
+        f"\n{backend}: {measured['load']}; server RSS after the runs "
+        f"{measured['rss'] or float('nan'):.0f} MB"
+    )
+    print(
+        "                     req/s (min  median  max)   p50 ms (min med max)  p99 ms (min med max)"
+    )
     for label, runs in results.items():
         print(row(label, runs))
     echo = summarize(results["echo"])
@@ -836,9 +985,11 @@ def report(backend: str, measured: dict[str, Any]) -> None:
         mine = summarize(results[label])
         share = mine["rps"][1] / echo["rps"][1]
         factor = mine["p99"][1] / echo["p99"][1]
-        print(f"  {label}: {100 * share:.0f}% of the echo's req/s (target >= 60%: "
-              f"{'met' if share >= 0.6 else 'NOT met'}), p99 {factor:.2f}x the echo's "
-              f"(target <= 2x: {'met' if factor <= 2 else 'NOT met'})")
+        print(
+            f"  {label}: {100 * share:.0f}% of the echo's req/s (target >= 60%: "
+            f"{'met' if share >= 0.6 else 'NOT met'}), p99 {factor:.2f}x the echo's "
+            f"(target <= 2x: {'met' if factor <= 2 else 'NOT met'})"
+        )
 
 
 def main() -> None:
@@ -850,22 +1001,28 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000, help="requests per run")
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--runs", type=int, default=3, help="runs per side")
-    parser.add_argument("--warm-pods", type=int, default=500,
-                        help="distinct Pods the warm workload cycles through")
+    parser.add_argument(
+        "--warm-pods", type=int, default=500, help="distinct Pods the warm workload cycles through"
+    )
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--log-level", default="warning",
-                        help="both servers' log level (info adds an access log line a request)")
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        help="both servers' log level (info adds an access log line a request)",
+    )
     args = parser.parse_args()
     # `timeout` and friends send SIGTERM: unwind, so that the servers and wrk are stopped and
     # the PostgreSQL database dropped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
-    print(f"admission bench: {args.attestations} attestations, 3-container Pods "
-          f"({100 * ALLOWED_SHARE:.0f}% allowed), {args.concurrency} connections, "
-          f"{args.requests} requests a run, {args.runs} runs a side, HTTPS, one server "
-          f"process each (the webhook's records through "
-          f"{os.environ.get('PROVENANT_ADMISSION_RECORDER', 'process')}); "
-          f"{os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(
+        f"admission bench: {args.attestations} attestations, 3-container Pods "
+        f"({100 * ALLOWED_SHARE:.0f}% allowed), {args.concurrency} connections, "
+        f"{args.requests} requests a run, {args.runs} runs a side, HTTPS, one server "
+        f"process each (the webhook's records through "
+        f"{os.environ.get('PROVENANT_ADMISSION_RECORDER', 'process')}); "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
     measured: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="provenant-bench-") as tmp:
         workdir = Path(tmp)

@@ -32,8 +32,13 @@ def verify_file(
         try:
             verified = verify_document(document, trust, message_digest=message_digest)
         except VerificationError as exc:
-            results.append({"document": number, "verified": False,
-                            "error": {"code": exc.code, "message": exc.message}})
+            results.append(
+                {
+                    "document": number,
+                    "verified": False,
+                    "error": {"code": exc.code, "message": exc.message},
+                }
+            )
             continue
         facts = dataclasses.asdict(verified)
         facts.pop("statement", None)

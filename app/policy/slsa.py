@@ -1095,9 +1095,7 @@ def _check_vsa(
             )
         )
     if req.verifier_id:
-        outcomes.append(
-            _equal("verifier", verifier_id, req.verifier_id, "ErrorMismatchVerifierID")
-        )
+        outcomes.append(_equal("verifier", verifier_id, req.verifier_id, "ErrorMismatchVerifierID"))
     if req.resource_uri:
         outcomes.append(
             _equal("resource", resource_uri, req.resource_uri, "ErrorMismatchResourceURI")

@@ -31,7 +31,11 @@ def test_other_methods_go_to_the_router(client: TestClient, webhook: dict) -> No
 
 
 def test_requests_are_counted_under_the_route_template(client: TestClient, webhook: dict) -> None:
-    assert client.post("/k8s/validate", json=review(with_images("pod", [APP])),
-                       headers=webhook).status_code == 200
+    assert (
+        client.post(
+            "/k8s/validate", json=review(with_images("pod", [APP])), headers=webhook
+        ).status_code
+        == 200
+    )
     metrics = client.get("/metrics").text
     assert 'route="/k8s/validate",status="200"' in metrics.replace('method="POST",', "")

@@ -56,9 +56,7 @@ def test_a_read_that_began_before_an_expiry_is_not_kept(
     assert reader.fresh() is None
 
 
-def test_concurrent_refreshes_share_one_read(
-    db: Database, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_concurrent_refreshes_share_one_read(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     reader = IndexVersionReader(db.engine, max_age=60)
     real = cache.current_index_version
     reads = []

@@ -41,9 +41,7 @@ def test_revoke_records_reason_and_event(
     )
     assert again.json()["revoked_at"] == first_time  # the first revocation stands
     with db.session() as s:
-        events = s.scalars(
-            select(AuditEvent).where(AuditEvent.type == "attestation.revoked")
-        ).all()
+        events = s.scalars(select(AuditEvent).where(AuditEvent.type == "attestation.revoked")).all()
     assert len(events) == 1
     assert events[0].actor == "security"
     assert events[0].payload["reason"] == "signing key leaked in incident 42"
@@ -63,6 +61,7 @@ def test_revoke_needs_admin_a_reason_and_an_attestation(
     assert missing.json()["error"]["code"] == "invalid_request"
     assert client.post(url, json={"reason": "   "}, headers=admin).status_code == 400
     assert client.post(url, content=b"not json", headers=admin).status_code == 400
-    unknown = client.post("/v1/attestations/" + "0" * 64 + "/revoke", json={"reason": "x"},
-                          headers=admin)
+    unknown = client.post(
+        "/v1/attestations/" + "0" * 64 + "/revoke", json={"reason": "x"}, headers=admin
+    )
     assert unknown.status_code == 404

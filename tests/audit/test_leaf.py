@@ -23,8 +23,9 @@ scalars = (
 )
 values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=25,
 )
 
@@ -42,7 +43,7 @@ def test_canonical_json_is_rfc8785(value: Any) -> None:
         {"exp": 1e16},
         {"big": 2**53},
         {"\ue000": 1, "\U0001f600": 2},  # UTF-16 order differs from code point order
-        ["\x00\x1f\u2028\\\""],
+        ['\x00\x1f\u2028\\"'],
     ],
 )
 def test_what_orjson_would_write_differently_goes_to_the_reference(value: Any) -> None:

@@ -63,8 +63,16 @@ def _every_route(app) -> list:
 
 def test_every_api_route_requires_auth(client: TestClient) -> None:
     """Guards future routers: any new route outside the open list must refuse anonymous calls."""
-    open_paths = {"/healthz", "/readyz", "/metrics", "/docs", "/docs/oauth2-redirect",
-                  "/redoc", "/openapi.json", "/docs/assets"}
+    open_paths = {
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        "/openapi.json",
+        "/docs/assets",
+    }
     routes = _every_route(client.app)
     assert len(routes) > 20, "the walk must see inside included routers"
     for route in routes:
@@ -83,9 +91,7 @@ def _app_with_cache(db_url: str, policy_dir, ttl: float):
     from app.main import create_app
     from app.settings import Settings
 
-    return create_app(
-        Settings(database_url=db_url, policy_dir=policy_dir, token_cache_seconds=ttl)
-    )
+    return create_app(Settings(database_url=db_url, policy_dir=policy_dir, token_cache_seconds=ttl))
 
 
 def test_revocation_applies_at_once_without_cache(db_url: str, policy_dir, db) -> None:

@@ -35,9 +35,7 @@ def test_readyz_fails_without_policy_dir(tmp_path: Path) -> None:
 
 def test_readyz_fails_when_database_unreachable(policy_dir: Path) -> None:
     app = create_app(
-        Settings(
-            database_url="postgresql+psycopg://nobody@127.0.0.1:1/none", policy_dir=policy_dir
-        )
+        Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none", policy_dir=policy_dir)
     )
     with TestClient(app) as client:
         response = client.get("/readyz")

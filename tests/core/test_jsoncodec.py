@@ -39,8 +39,8 @@ def test_integers_beyond_64_bits_read_as_floats_as_kube_apiserver_reads_them() -
     [
         '{"n": 18446744073709551615, "m": -9223372036854775808}',  # 64-bit edges: orjson
         '{"n": 18446744073709551616}',  # one past: the standard library
-        '[-9223372036854775809, -9999999999999999999]',  # below -2**63 with 19 digits
-        '[100000000000000000000000, 1.5, -0.0, 1e400]',
+        "[-9223372036854775809, -9999999999999999999]",  # below -2**63 with 19 digits
+        "[100000000000000000000000, 1.5, -0.0, 1e400]",
         '{"digest": "12345678901234567890123", "x": [true, null]}',  # digits in a string
         '{"x": NaN, "y": Infinity}',
         '"\\ud800 lone surrogate"',

@@ -27,7 +27,11 @@ def policy_dir(tmp_path: Path, stack: SigstoreTestStack) -> Path:
 
 
 def test_concurrent_identical_uploads_store_one_record(
-    db_url: str, policy_dir: Path, tmp_path: Path, tokens: TokenFactory, db: Database,
+    db_url: str,
+    policy_dir: Path,
+    tmp_path: Path,
+    tokens: TokenFactory,
+    db: Database,
     stack: SigstoreTestStack,
 ) -> None:
     bundle = stack.sign_dsse(statement()).encode()
@@ -48,7 +52,10 @@ def test_concurrent_identical_uploads_store_one_record(
 
 
 def test_upload_cli_against_the_server(
-    db_url: str, policy_dir: Path, tmp_path: Path, tokens: TokenFactory,
+    db_url: str,
+    policy_dir: Path,
+    tmp_path: Path,
+    tokens: TokenFactory,
     stack: SigstoreTestStack,
 ) -> None:
     good = tmp_path / "good.sigstore.json"
@@ -64,7 +71,10 @@ def test_upload_cli_against_the_server(
         def upload(*files: Path) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
                 [sys.executable, "-m", "app.cli", "upload", *map(str, files)],
-                env=env, capture_output=True, text=True, timeout=120,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
             )
 
         ok = upload(good, other)
@@ -77,7 +87,9 @@ def test_upload_cli_against_the_server(
     # The server is gone: the CLI retries, then gives up with a clear message.
     gone = subprocess.run(
         [sys.executable, "-m", "app.cli", "upload", "--retries", "2", str(good)],
-        env={**env, "PROVENANT_SERVER": server.base_url}, capture_output=True, text=True,
+        env={**env, "PROVENANT_SERVER": server.base_url},
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     assert gone.returncode == 1
@@ -92,8 +104,13 @@ def test_verify_cli_offline(policy_dir: Path, tmp_path: Path, stack: SigstoreTes
     env = {**os.environ, "PROVENANT_POLICY_DIR": str(policy_dir)}
 
     def verify(path: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "app.cli", "verify", str(path)], env=env,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "app.cli", "verify", str(path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     ok = verify(good)
     assert ok.returncode == 0, ok.stdout + ok.stderr
@@ -104,7 +121,10 @@ def test_verify_cli_offline(policy_dir: Path, tmp_path: Path, stack: SigstoreTes
 
 
 def test_ingest_api_over_the_socket(
-    db_url: str, policy_dir: Path, tmp_path: Path, tokens: TokenFactory,
+    db_url: str,
+    policy_dir: Path,
+    tmp_path: Path,
+    tokens: TokenFactory,
     stack: SigstoreTestStack,
 ) -> None:
     """The main ingest flows through the real server process and a real socket."""
@@ -118,8 +138,9 @@ def test_ingest_api_over_the_socket(
         assert created.status_code == 201, created.text
         attestation_id = created.json()["id"]
         assert c.get(f"/v1/attestations/{attestation_id}/raw", headers=read).content == bundle
-        listed = c.get("/v1/attestations", params={"subject_digest": f"sha256:{digest}"},
-                       headers=read).json()
+        listed = c.get(
+            "/v1/attestations", params={"subject_digest": f"sha256:{digest}"}, headers=read
+        ).json()
         assert [a["id"] for a in listed["items"]] == [attestation_id]
         assert c.post("/v1/attestations", content=bundle, headers=up).status_code == 200
 
@@ -129,8 +150,9 @@ def test_ingest_api_over_the_socket(
         assert rejected.json()["error"]["code"] == "tlog_proof_invalid"
 
         lines = "\n".join([stack.sign_dsse(statement("y")), "not json"]).encode()
-        mixed = c.post("/v1/attestations", content=lines,
-                       headers={**up, "Content-Type": "application/jsonl"})
+        mixed = c.post(
+            "/v1/attestations", content=lines, headers={**up, "Content-Type": "application/jsonl"}
+        )
         assert mixed.status_code == 207
         assert [r["status"] for r in mixed.json()["results"]] == ["created", "rejected"]
 

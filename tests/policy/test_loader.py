@@ -306,6 +306,8 @@ def test_unknown_bundle_version_is_refused_with_its_line(policy_dir: Path) -> No
     write(policy_dir, "p.yaml", policy(authorities=EVIDENCE_AUTHORITY.replace("{version}", "1")))
     error = find(errors_of(policy_dir), "spec.authorities[0].keyless.minBundleVersion")
     assert error.line == 11
+
+
 def test_a_file_name_in_a_layout_error_is_not_read_as_a_key_path() -> None:
     from app.policy.loader import _refine
 

@@ -134,9 +134,7 @@ def reference_match(glob: str, value: str, at_start: bool = True) -> bool:
         limit = value.find("/") if "/" in value else len(value)
         return any(reference_match(glob[1:], value[i:], False) for i in range(limit + 1))
     return (
-        bool(value)
-        and glob[0] == value[0]
-        and reference_match(glob[1:], value[1:], glob[0] == "/")
+        bool(value) and glob[0] == value[0] and reference_match(glob[1:], value[1:], glob[0] == "/")
     )
 
 
