@@ -6,11 +6,14 @@ import base64
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from app.settings import get_settings
+
+if TYPE_CHECKING:
+    import httpx
 
 vsa_cli = typer.Typer(
     no_args_is_help=True, help="Verification summaries (VSA v1): issue, verify, rotate the key"
@@ -46,12 +49,6 @@ def get(
 ) -> None:
     """Ask the server for a signed VSA of an artifact (token from PROVENANT_TOKEN, scope read).
     Exits 0 for PASSED, 1 for FAILED (the signed FAILED VSA is still written), 2 on errors."""
-    import httpx
-
-    settings = get_settings()
-    if not settings.token:
-        typer.echo("error: set PROVENANT_TOKEN to a token with the read scope", err=True)
-        raise typer.Exit(2)
     image, digest = split_reference(reference)
     params = {
         key: value
@@ -63,21 +60,7 @@ def get(
         }.items()
         if value
     }
-    headers = {"Authorization": f"Bearer {settings.token}"}
-    try:
-        with httpx.Client(base_url=server or settings.server, headers=headers, timeout=60) as c:
-            response = c.get(f"/v1/artifacts/{digest}/vsa", params=params)
-    except httpx.TransportError as exc:
-        typer.echo(f"error: cannot reach the server: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    if response.status_code != 200:
-        try:
-            error = response.json()["error"]
-            message = f"{error['code']}: {error['message']}"
-        except (ValueError, KeyError, TypeError):
-            message = response.text[:300]
-        typer.echo(f"error: {response.status_code} {message}", err=True)
-        raise typer.Exit(2)
+    response = _request_vsa(digest, params, server)
     output.write_bytes(response.content)
     result = response.headers.get("X-VSA-Result", "?")
     typer.echo(
@@ -90,13 +73,18 @@ def get(
 
 def _fetch_vsa(digest: str, image: str, policy: str | None, server: str | None) -> bytes:
     """The server's VSA of ``image@digest`` as a Sigstore bundle (exit 2 on errors)."""
+    params = {"image": image, "format": "bundle", **({"policy": policy} if policy else {})}
+    return _request_vsa(digest, params, server).content
+
+
+def _request_vsa(digest: str, params: dict[str, str], server: str | None) -> httpx.Response:
+    """``GET /v1/artifacts/{digest}/vsa`` with PROVENANT_TOKEN; any failure exits 2, saying why."""
     import httpx
 
     settings = get_settings()
     if not settings.token:
         typer.echo("error: set PROVENANT_TOKEN to a token with the read scope", err=True)
         raise typer.Exit(2)
-    params = {"image": image, "format": "bundle", **({"policy": policy} if policy else {})}
     headers = {"Authorization": f"Bearer {settings.token}"}
     try:
         with httpx.Client(base_url=server or settings.server, headers=headers, timeout=60) as c:
@@ -112,7 +100,7 @@ def _fetch_vsa(digest: str, image: str, policy: str | None, server: str | None) 
             message = response.text[:300]
         typer.echo(f"error: {response.status_code} {message}", err=True)
         raise typer.Exit(2)
-    return response.content
+    return response
 
 
 @vsa_cli.command("push")
