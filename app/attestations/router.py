@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import re
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from app.attestations.schemas import (
 from app.attestations.workers import IngestWorkers
 from app.auth.dependencies import require, require_async
 from app.auth.schemas import Principal, Scope
+from app.cursors import decode_time_cursor, encode_time_cursor
 from app.db import Database
 from app.errors import ApiError
 from app.request_body import BodyTooLarge, json_body, read_limited, request_body
@@ -215,14 +215,9 @@ def _result(outcome: service.Outcome) -> UploadResult:
     )
 
 
-def _encode_cursor(at: datetime, last_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{at.isoformat()}|{last_id}".encode()).decode()
-
-
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
-        at, last_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(at), last_id
+        return decode_time_cursor(cursor)
     except ValueError as exc:
         raise ApiError(400, "invalid_cursor", "cursor is not one this server issued") from exc
 
@@ -277,7 +272,7 @@ def list_attestations(
         items = [summary(r) for r in rows]
     # The cursor follows the rows read, so a filtered page never skips any.
     last = page[-1] if len(page) == limit else None
-    next_cursor = _encode_cursor(last.uploaded_at, last.id) if last else None
+    next_cursor = encode_time_cursor(last.uploaded_at, last.id) if last else None
     return AttestationPage(items=items, next_cursor=next_cursor)
 
 

@@ -9,8 +9,6 @@ the digest. Every other filter is evaluated on the decision rows it reaches.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +19,7 @@ from sqlalchemy import ColumnElement, Row, Select, exists, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from app.admission.models import Decision, DecisionExplanation, DecisionImage
+from app.cursors import decode_time_cursor, encode_time_cursor
 from app.policy.matching import parse_image
 
 # Policy names are DNS-1123 subdomains (app/policy/schema.py): no LIKE wildcard can occur.
@@ -40,15 +39,13 @@ class QueryError(ValueError):
 Cursor = tuple[datetime, str]
 
 
-def encode_cursor(at: datetime, last_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{utc(at).isoformat()}|{last_id}".encode()).decode()
+encode_cursor = encode_time_cursor
 
 
 def decode_cursor(cursor: str) -> Cursor:
     try:
-        at, last_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return utc(datetime.fromisoformat(at)), last_id
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        return decode_time_cursor(cursor)
+    except ValueError as exc:
         raise QueryError("cursor", "not a cursor this server issued") from exc
 
 

@@ -134,11 +134,13 @@ class Requirement(_Strict):
         return self
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_SECONDS_PER = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from ``3s``, ``500ms``, ``2.5s`` or a plain number of seconds."""
+    """Seconds from ``500ms``, ``3s``, ``30m``, ``24h``, ``7d`` (decimals allowed) or a plain
+    number of seconds: the one duration syntax of policy files."""
     if isinstance(value, bool):
         raise ValueError("a duration such as 3s or 500ms")
     if isinstance(value, int | float):
@@ -146,8 +148,7 @@ def parse_duration(value: object) -> float:
     match = _DURATION.match(str(value))
     if match is None:
         raise ValueError(f"{value!r} is not a duration such as 3s or 500ms")
-    number = float(match.group(1))
-    return number / 1000 if match.group(2) == "ms" else number
+    return float(match.group(1)) * _SECONDS_PER[match.group(2) or "s"]
 
 
 class RegistrySource(_Strict):

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app.policy.results import CheckResult
+from app.policy.schema import parse_duration
 from app.policy.slsa import VSA_V1, SlsaRequirement, check_slsa
 
 SPEC_KEYS = frozenset(
@@ -26,8 +27,6 @@ SPEC_KEYS = frozenset(
 )
 # A verifier's clock may run a little ahead of ours; more than this is not skew.
 CLOCK_SKEW = timedelta(minutes=5)
-_DURATION = re.compile(r"^([0-9]{1,9})([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DIGEST = re.compile(r"^(sha256|sha384|sha512):([0-9a-f]+)$")
 _HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 _PLACEHOLDERS = re.compile(r"\{([a-z]*)\}")
@@ -104,14 +103,16 @@ def parse_max_age(value: object) -> timedelta | None:
     """``90s``, ``30m``, ``24h``, ``7d`` or a number of seconds."""
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return timedelta(seconds=value)
-    match = _DURATION.match(value.strip()) if isinstance(value, str) else None
-    if not match or int(match.group(1)) == 0:
+    try:
+        seconds = parse_duration(value)
+        age = timedelta(seconds=seconds)
+    except (ValueError, OverflowError):
+        seconds = 0
+    if seconds <= 0:
         raise ValueError(
             f"vsa.maxAge: must be a positive duration such as 90s, 30m, 24h or 7d, got {value!r}"
         )
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    return age
 
 
 def parse_policy_digest(value: object) -> tuple[str, str] | None:
